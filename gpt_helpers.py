@@ -1,0 +1,324 @@
+"""Data and figures for the character-level GPT notebook (no model code lives here).
+
+- the tiny shakespeare corpus: download, checksum, vocabulary, train/val split;
+- `CharDataset`: (context, next-character) pairs for a `DataLoader`, batched without per-item Python;
+- evaluation chunks that cover every position of a split exactly once;
+- simple text statistics for the temperature experiment;
+- one plotting function per report figure, saved as PNG (notebook, README) and PDF (report).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import tempfile
+import urllib.error
+import urllib.request
+from collections import Counter
+from contextlib import contextmanager
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+from torch.utils.data import Dataset
+
+ROOT = Path(__file__).resolve().parent
+DATA_PATH = ROOT / "data" / "input.txt"
+FIGURES_DIR = ROOT / "figures"
+CORPUS_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+CORPUS_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+CORPUS_ENV = "TINYSHAKESPEARE_PATH"  # points at another copy of the corpus
+
+
+# --------------------------------------------------------------------------- corpus
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@contextmanager
+def atomic_path(dest: Path):
+    """Yield a temporary path beside `dest`; it replaces `dest` only if the block finishes without error.
+
+    Readers see either the old file or the complete new one, never a half-written file.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".part")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def download_corpus(dest: Path = DATA_PATH, url: str = CORPUS_URL, sha256: str = CORPUS_SHA256) -> Path:
+    """Download the corpus to `dest`; the file appears only once its checksum is verified."""
+    with atomic_path(dest) as tmp:
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                tmp.write_bytes(response.read())
+        except (urllib.error.URLError, OSError) as err:
+            raise RuntimeError(
+                f"could not download the corpus from {url} ({err}). Without internet, copy "
+                f"tiny shakespeare (SHA-256 {sha256}) to {dest} by hand, or set {CORPUS_ENV} to its path."
+            ) from err
+        got = sha256_of(tmp)
+        if got != sha256:
+            raise ValueError(
+                f"the file downloaded from {url} has SHA-256 {got}, expected {sha256}; nothing was "
+                f"written to {dest}. Retry, or place a correct copy there by hand."
+            )
+    return Path(dest)
+
+
+def write_json(path: Path, data) -> None:
+    """Write `data` as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def corpus_path() -> Path:
+    """Where the corpus is read from: ${TINYSHAKESPEARE_PATH} if set, else data/input.txt."""
+    env = os.environ.get(CORPUS_ENV)
+    return Path(env) if env else DATA_PATH
+
+
+def load_text(path: Path | None = None, sha256: str = CORPUS_SHA256) -> str:
+    """The verified corpus text; downloads it to data/input.txt when that file is missing."""
+    path = Path(path) if path is not None else corpus_path()
+    if not path.exists():
+        if path != DATA_PATH and os.environ.get(CORPUS_ENV):
+            raise FileNotFoundError(f"{CORPUS_ENV}={path} does not exist: point it at a copy of the corpus or unset it")
+        download_corpus(path, sha256=sha256)
+    got = sha256_of(path)
+    if got != sha256:
+        raise ValueError(
+            f"{path} has SHA-256 {got}, expected {sha256} (tiny shakespeare). Delete it to download "
+            "it again, or replace it with the right file."
+        )
+    return path.read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- vocabulary
+
+class Vocab:
+    """Character vocabulary: the sorted distinct characters of a text, ids 0..len-1."""
+
+    def __init__(self, text: str):
+        self.chars = sorted(set(text))
+        self.stoi = {c: i for i, c in enumerate(self.chars)}
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def encode(self, s: str) -> torch.Tensor:
+        """int64 ids of `s`; an unknown character raises a ValueError naming it."""
+        try:
+            return torch.tensor([self.stoi[c] for c in s], dtype=torch.long)
+        except KeyError as err:
+            raise ValueError(
+                f"character {err.args[0]!r} is not in the vocabulary of {len(self)} characters; "
+                "use only characters that occur in the training text"
+            ) from None
+
+    def decode(self, ids) -> str:
+        ids = ids.tolist() if isinstance(ids, torch.Tensor) else ids
+        return "".join(self.chars[i] for i in ids)
+
+
+def split_ids(ids: torch.Tensor, train_fraction: float = 0.9) -> tuple[torch.Tensor, torch.Tensor]:
+    """Contiguous split: the first `train_fraction` for training, the rest for validation (as nanoGPT)."""
+    if not 0 < train_fraction < 1:
+        raise ValueError(f"train_fraction must lie strictly between 0 and 1, got {train_fraction}")
+    n = int(train_fraction * len(ids))
+    return ids[:n], ids[n:]
+
+
+# --------------------------------------------------------------------------- datasets
+
+class CharDataset(Dataset):
+    """Item i is (x, y): `block_size` ids starting at i, and the same window shifted left by one."""
+
+    def __init__(self, ids: torch.Tensor, block_size: int):
+        if block_size < 1 or len(ids) <= block_size:
+            raise ValueError(f"block_size must be in [1, {len(ids) - 1}] for {len(ids)} ids, got {block_size}")
+        self.ids = ids
+        self.block_size = block_size
+        self._offsets = torch.arange(block_size + 1, device=ids.device)
+
+    def __len__(self) -> int:
+        return len(self.ids) - self.block_size
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} items")
+        i = i % len(self)
+        chunk = self.ids[i : i + self.block_size + 1]
+        return chunk[:-1], chunk[1:]
+
+    def batch(self, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Items `starts` at once, as two (len(starts), block_size) tensors: one gather, no Python loop."""
+        chunk = self.ids[starts[:, None] + self._offsets]  # (B, block_size + 1)
+        return chunk[:, :-1], chunk[:, 1:]
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        # DataLoader's batched fetch: one gather instead of len(indices) slices
+        x, y = self.batch(torch.as_tensor(indices, device=self.ids.device))
+        return list(zip(x.unbind(0), y.unbind(0)))
+
+
+def eval_chunks(ids: torch.Tensor, block_size: int, max_tokens: int | None = None) -> list[tuple[torch.Tensor, ...]]:
+    """Non-overlapping (x, y) windows that predict every position of `ids` after the first exactly once.
+
+    Returns at most two batches: the full windows as (n, block_size) tensors, and a shorter remainder.
+    `max_tokens` keeps evenly spaced full windows covering about that many targets (a fixed subset).
+    """
+    n_full = (len(ids) - 1) // block_size
+    starts = torch.arange(n_full, device=ids.device) * block_size
+    if max_tokens is not None and max_tokens < len(ids) - 1:
+        keep = max(1, max_tokens // block_size)
+        starts = starts[torch.linspace(0, n_full - 1, keep).round().long()]
+        x, y = CharDataset(ids, block_size).batch(starts)
+        return [(x, y)]
+    batches = []
+    if n_full:
+        batches.append(CharDataset(ids, block_size).batch(starts))
+    rest = ids[n_full * block_size :]
+    if len(rest) > 1:
+        batches.append((rest[None, :-1], rest[None, 1:]))
+    return batches
+
+
+# --------------------------------------------------------------------------- the machine
+
+def device_name(device: torch.device) -> str:
+    """The accelerator's or CPU's model name, read from the machine (CPU: with the thread count torch uses)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return f"Apple {platform.machine()} (MPS)"
+    cpuinfo = Path("/proc/cpuinfo")
+    name = platform.processor() or platform.machine()
+    if cpuinfo.exists():
+        name = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                     if line.startswith("model name")), name)
+    return f"{name} ({torch.get_num_threads()} threads)"
+
+
+# --------------------------------------------------------------------------- the notebook as a module
+
+def notebook_cells(*tags: str, notebook: Path = ROOT / "assignment3.ipynb", name: str = "notebook_cells"):
+    """Execute, in order and in a fresh module, only the notebook's code cells tagged with one of `tags`.
+
+    Tests and benchmarks load the model (`model`) and the training loop (`train`) this way, so the notebook
+    stays their single source.
+    """
+    import sys
+    import types
+
+    cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
+    module = types.ModuleType(name)
+    sys.modules[name] = module  # dataclasses look their module up here
+    for i, cell in enumerate(cells):
+        if cell["cell_type"] == "code" and set(tags) & set(cell["metadata"].get("tags", [])):
+            exec(compile("".join(cell["source"]), f"{Path(notebook).name}:cell{i}", "exec"), module.__dict__)
+    return module
+
+
+# --------------------------------------------------------------------------- text statistics
+
+def word_set(text: str) -> set[str]:
+    return set(text.split())
+
+
+def text_stats(sample: str, train_words: set[str], n: int = 4) -> dict[str, float]:
+    """How real and how repetitive a sample is: share of its words seen in training, distinct n-gram ratio."""
+    words = sample.split()
+    ngrams = [sample[i : i + n] for i in range(len(sample) - n + 1)]
+    return {
+        "known_word_share": sum(w in train_words for w in words) / len(words) if words else float("nan"),
+        f"distinct_{n}gram_ratio": len(set(ngrams)) / len(ngrams) if ngrams else float("nan"),
+    }
+
+
+def char_counts(text: str) -> list[tuple[str, int]]:
+    """(character, count), most frequent first."""
+    return Counter(text).most_common()
+
+
+# --------------------------------------------------------------------------- figures
+
+def save_figure(fig, name: str, profile: str, directory: Path = FIGURES_DIR) -> Path:
+    """Save `fig` as figures/<name>_<profile>.png and .pdf; returns the PNG path."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = directory / f"{name}_{profile}"
+    fig.savefig(stem.with_suffix(".png"), dpi=150, bbox_inches="tight")
+    fig.savefig(stem.with_suffix(".pdf"), bbox_inches="tight")
+    return stem.with_suffix(".png")
+
+
+def _label(c: str) -> str:
+    return {"\n": "\\n", " ": "␣"}.get(c, c)
+
+
+def plot_char_frequencies(counts: list[tuple[str, int]]):
+    chars, n = zip(*counts)
+    total = sum(n)
+    fig, ax = plt.subplots(figsize=(11, 3.2))
+    ax.bar(range(len(chars)), [k / total * 100 for k in n], color="tab:blue")
+    ax.set_xticks(range(len(chars)), [_label(c) for c in chars], fontsize=7)
+    ax.set_xlabel("character (␣ = space, \\n = newline), most frequent first")
+    ax.set_ylabel("share of the corpus (%)")
+    ax.set_yscale("log")
+    ax.set_title(f"Character frequencies: {len(chars)} distinct characters, a few dominate")
+    fig.tight_layout()
+    return fig
+
+
+def plot_loss_curves(history: dict, title: str, best_iter: int | None = None):
+    """Train and val loss (nats per character) against iteration, log-scaled, best val point marked."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(history["iter"], history["train_loss"], label="train (fixed subset)", color="tab:blue")
+    ax.plot(history["iter"], history["val_loss"], label="validation (whole split)", color="tab:orange")
+    if best_iter is not None:
+        i = history["iter"].index(best_iter)
+        v = history["val_loss"][i]
+        ax.scatter([best_iter], [v], color="black", zorder=3, label=f"best val {v:.4f} @ iter {best_iter}")
+    ax.set_yscale("log")
+    ax.set_xlabel("training iteration")
+    ax.set_ylabel("cross-entropy loss (nats/char, log scale)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_temperature_metrics(temps: list[float], metrics: dict[str, list[float]]):
+    """One panel per metric against temperature (log x axis)."""
+    labels = {
+        "nll": "mean NLL under the model\n(nats/char)",
+        "known_word_share": "share of words that\noccur in training text",
+        "distinct_4gram_ratio": "distinct 4-gram ratio\n(1 = no repetition)",
+    }
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.4))
+    for ax, (key, values) in zip(axes, metrics.items()):
+        ax.plot(temps, values, marker="o")
+        ax.set_xscale("log")
+        ax.set_xlabel("sampling temperature τ (log scale)")
+        ax.set_ylabel(labels.get(key, key))
+        ax.grid(True, which="both", alpha=0.3)
+    fig.suptitle("What temperature does: low τ repeats itself, high τ invents words")
+    fig.tight_layout()
+    return fig
+
+
+def bits_per_char(nats: float) -> float:
+    return nats / math.log(2)
