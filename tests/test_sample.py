@@ -1,0 +1,130 @@
+"""GPT.sample: temperature, reproducibility, cropping, errors, and the KV cache's exactness."""
+
+import pytest
+import torch
+
+
+@pytest.fixture
+def model(nb):
+    cfg = nb.GPTConfig(block_size=12, vocab_size=65, n_layer=2, n_head=2, n_embd=32)
+    m = nb.GPT(cfg)
+    for p in m.parameters():  # larger weights than the init: peaked, varied distributions
+        torch.nn.init.normal_(p, std=0.3)
+    return m
+
+
+def greedy(model, idx, n):
+    with torch.no_grad():
+        for _ in range(n):
+            logits, _ = model(idx[:, -model.config.block_size :])
+            idx = torch.cat([idx, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    return idx
+
+
+def test_tiny_temperature_is_greedy_argmax(model):
+    idx = torch.randint(0, 65, (3, 4))
+    out = model.sample(idx, 20, temperature=1e-4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out, greedy(model.eval(), idx, 20))
+    assert out.dtype == torch.int64 and out.shape == (3, 24)
+
+
+def test_same_seed_same_text_other_seed_other_text(model):
+    idx = torch.zeros(2, 1, dtype=torch.long)
+    a = model.sample(idx, 30, generator=torch.Generator().manual_seed(1))
+    b = model.sample(idx, 30, generator=torch.Generator().manual_seed(1))
+    c = model.sample(idx, 30, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_one_temperature_per_row(model):
+    idx = torch.randint(0, 65, (1, 3)).expand(3, -1)
+    taus = torch.tensor([1.5, 1e-4, 1.0])
+    out = model.sample(idx, 25, temperature=taus, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out[1], greedy(model.eval(), idx[:1], 25)[0])  # the tiny-tau row is greedy
+    same = model.sample(idx, 25, temperature=torch.tensor([0.7] * 3), generator=torch.Generator().manual_seed(3))
+    assert torch.equal(same, model.sample(idx, 25, temperature=0.7, generator=torch.Generator().manual_seed(3)))
+
+
+def test_temperature_flattens_or_sharpens_the_distribution(model):
+    idx = torch.zeros(400, 1, dtype=torch.long)
+    distinct = [len(set(model.sample(idx, 1, temperature=t, generator=torch.Generator().manual_seed(0))[:, 1].tolist()))
+                for t in (0.05, 1.0, 5.0)]
+    assert distinct[0] < distinct[1] < distinct[2]
+
+
+@pytest.mark.parametrize("prompt_len, new", [(1, 5), (3, 9), (5, 20), (12, 10), (30, 15)])
+def test_cached_and_uncached_sampling_give_identical_tokens(model, prompt_len, new):
+    idx = torch.randint(0, 65, (2, prompt_len))
+    cached = model.sample(idx, new, temperature=1.0, generator=torch.Generator().manual_seed(7))
+    plain = model.sample(idx, new, temperature=1.0, generator=torch.Generator().manual_seed(7), use_cache=False)
+    assert torch.equal(cached, plain)
+
+
+def test_cache_logits_match_the_cropped_window_when_crossing_block_size(nb, model):
+    # Generating past block_size: at every step the cached path's logits equal those of a fresh window.
+    model.eval()
+    idx = torch.randint(0, 65, (2, 30))
+    bs = model.config.block_size
+    with torch.no_grad():
+        cache = None
+        for t in range(5, 30):
+            if cache is None or cache[0].length == bs:
+                cache = [nb.KVCache(bs) for _ in model.transformer.h]
+                logits, _ = model(idx[:, max(0, t - bs) : t], cache=cache)
+            else:
+                logits, _ = model(idx[:, t - 1 : t], cache=cache)
+            reference, _ = model(idx[:, max(0, t - bs) : t])
+            torch.testing.assert_close(logits[:, -1], reference[:, -1], rtol=1e-5, atol=1e-5)
+
+
+def test_long_prompts_are_cropped_to_block_size(model):
+    idx = torch.randint(0, 65, (1, 40))
+    out = model.sample(idx, 5, temperature=1e-4)
+    assert torch.equal(out[:, :40], idx)
+    assert torch.equal(out, greedy(model.eval(), idx, 5))
+
+
+def test_sample_restores_mode_and_builds_no_graph(model):
+    model.train()
+    out = model.sample(torch.zeros(1, 1, dtype=torch.long), 3)
+    assert model.training and not out.requires_grad
+    model.eval()
+    model.sample(torch.zeros(1, 1, dtype=torch.long), 3)
+    assert not model.training
+
+
+def test_zero_new_tokens_returns_the_prompt(model):
+    idx = torch.randint(0, 65, (2, 5))
+    assert torch.equal(model.sample(idx, 0), idx)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(temperature=0.0), "finite and > 0"),
+    (dict(temperature=-1.0), "finite and > 0"),
+    (dict(temperature=float("inf")), "finite and > 0"),
+    (dict(temperature=float("nan")), "finite and > 0"),
+    (dict(temperature=torch.tensor([1.0, 0.0])), "finite and > 0"),
+    (dict(temperature=torch.tensor([1.0, 1.0, 1.0])), "one per row"),
+    (dict(max_new_tokens=-1), "max_new_tokens must be >= 0"),
+    (dict(top_k=0), "top_k"),
+])
+def test_bad_arguments_are_clear_errors(model, kwargs, message):
+    args = dict(max_new_tokens=3, temperature=1.0) | kwargs
+    with pytest.raises(ValueError, match=message):
+        model.sample(torch.zeros(2, 1, dtype=torch.long), **args)
+
+
+def test_empty_prompt_is_a_clear_error(model):
+    with pytest.raises(ValueError, match="length >= 1"):
+        model.sample(torch.zeros(1, 0, dtype=torch.long), 3)
+
+
+def test_top_k_one_is_greedy(model):
+    idx = torch.randint(0, 65, (2, 3))
+    out = model.sample(idx, 10, temperature=1.0, top_k=1, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out, greedy(model.eval(), idx, 10))
+
+
+def test_unknown_prompt_characters_are_rejected_before_sampling(vocab):
+    with pytest.raises(ValueError, match="'€'"):
+        vocab.encode("ROMEO€")
