@@ -1,0 +1,141 @@
+"""The training loop (the notebook's `train` cell): exact evaluation, best weights, checkpoints, NaN stop, seeds."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import gpt_helpers as H
+
+CHARS = "".join(chr(i) for i in range(65))
+
+
+@pytest.fixture
+def data(splits):
+    train, val = splits
+    return train[:20_000], val[:3_000]
+
+
+def small_run(nb, data, ckpt=None, resume=True, **train_kwargs):
+    torch.manual_seed(0)
+    model = nb.GPT(nb.GPTConfig(block_size=16, vocab_size=65, n_layer=1, n_head=2, n_embd=32))
+    tc = nb.TrainConfig(**(dict(max_iters=30, batch_size=8, lr=3e-3, min_lr=3e-4, warmup_iters=5, eval_interval=10,
+                                log_interval=5, precision="fp32") | train_kwargs))
+    record = nb.train(model, tc, *data, vocab_chars=CHARS, seed=0, checkpoint=ckpt, resume=resume)
+    return model, record
+
+
+def curve(record):
+    return {k: record["history"][k] for k in ("iter", "train_loss", "val_loss", "lr")}
+
+
+def test_exact_evaluation_equals_a_direct_per_position_computation(nb):
+    torch.manual_seed(0)
+    model = nb.GPT(nb.GPTConfig(block_size=8, vocab_size=65, n_layer=1, n_head=2, n_embd=16)).eval()
+    ids = torch.randint(0, 65, (45,))
+    nll = []
+    with torch.no_grad():
+        for j in range(1, len(ids)):  # target j is predicted from the start of its 8-long chunk up to j-1
+            start = (j - 1) // 8 * 8
+            logits, _ = model(ids[start:j][None])
+            nll.append(-F.log_softmax(logits[0, -1].double(), -1)[ids[j]].item())
+    assert nb.evaluate(model, H.eval_chunks(ids, 8), batch_size=2) == pytest.approx(sum(nll) / len(nll), rel=1e-6)
+
+
+def test_learning_rate_warms_up_then_decays_to_min_lr(nb):
+    tc = nb.TrainConfig(max_iters=100, batch_size=1, lr=1e-3, min_lr=1e-4, warmup_iters=10, eval_interval=10)
+    assert nb.lr_at(0, tc) == pytest.approx(1e-4)
+    assert nb.lr_at(9, tc) == pytest.approx(1e-3)
+    assert nb.lr_at(55, tc) == pytest.approx(5.5e-4)
+    assert nb.lr_at(100, tc) == pytest.approx(1e-4)
+    lrs = [nb.lr_at(i, tc) for i in range(10, 101)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+
+
+def test_same_seed_gives_the_same_loss_curve(nb, data):
+    _, a = small_run(nb, data)
+    _, b = small_run(nb, data)
+    assert curve(a) == curve(b)
+    assert a["history"]["iter"] == [0, 10, 20, 30]
+    assert a["history"]["val_loss"][-1] < a["history"]["val_loss"][0]
+
+
+def test_best_validation_weights_are_kept(nb, data):
+    train, val = data
+    # 400 training characters and a high learning rate: the model memorises them and validation worsens
+    model, rec = small_run(nb, (train[:400], val), max_iters=200, eval_interval=20, lr=1e-2, min_lr=1e-2)
+    h = rec["history"]
+    assert rec["final_val_loss"] > rec["best_val_loss"]  # the run did overfit
+    assert rec["best_val_loss"] == min(h["val_loss"])
+    assert rec["best_iter"] == h["iter"][h["val_loss"].index(min(h["val_loss"]))]
+    assert nb.evaluate(model, H.eval_chunks(val, 16)) == pytest.approx(rec["best_val_loss"], rel=1e-9)
+
+
+def test_an_interrupted_run_resumes_to_the_same_curve(nb, data, tmp_path, monkeypatch):
+    _, uninterrupted = small_run(nb, data)
+    ckpt = tmp_path / "run.pt"
+    real_clip, calls = torch.nn.utils.clip_grad_norm_, []
+
+    def clip_then_crash(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 25:
+            raise KeyboardInterrupt  # the kernel is stopped during iteration 25
+        return real_clip(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        small_run(nb, data, ckpt=ckpt)
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", real_clip)
+    assert torch.load(ckpt, weights_only=True)["state"]["iter"] == 20
+    model, resumed = small_run(nb, data, ckpt=ckpt)
+    assert curve(resumed) == curve(uninterrupted)
+    assert [p.name for p in tmp_path.iterdir()] == ["run.pt"]  # no temporary files left
+
+
+def test_a_checkpoint_for_another_configuration_is_refused(nb, data, tmp_path):
+    ckpt = tmp_path / "run.pt"
+    small_run(nb, data, ckpt=ckpt, max_iters=10)
+    with pytest.raises(ValueError, match="another model, training config"):
+        small_run(nb, data, ckpt=ckpt, max_iters=10, lr=1e-3)
+    _, fresh = small_run(nb, data, ckpt=ckpt, max_iters=10, lr=1e-3, resume=False)  # explicitly start over
+    assert fresh["iters_done"] == 10
+
+
+def test_an_unreadable_checkpoint_is_a_clear_error(nb, data, tmp_path):
+    ckpt = tmp_path / "run.pt"
+    ckpt.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="could not be read"):
+        small_run(nb, data, ckpt=ckpt)
+
+
+def test_nan_loss_stops_training_and_keeps_the_best_weights(nb, data):
+    torch.manual_seed(0)
+    model = nb.GPT(nb.GPTConfig(block_size=16, vocab_size=65, n_layer=1, n_head=2, n_embd=32))
+    forward, steps = model.forward, []
+
+    def poisoned(idx, targets=None, **kw):
+        logits, loss = forward(idx, targets, **kw)
+        if targets is not None:
+            steps.append(1)
+            if len(steps) > 12:
+                loss = loss * math.nan
+        return logits, loss
+
+    model.forward = poisoned
+    tc = nb.TrainConfig(max_iters=40, batch_size=8, lr=3e-3, min_lr=3e-4, warmup_iters=5, eval_interval=10,
+                        log_interval=5, precision="fp32")
+    with pytest.warns(RuntimeWarning, match="NaN or infinite by iteration 15"):
+        rec = nb.train(model, tc, *data, vocab_chars=CHARS, seed=0)
+    assert rec["stopped_early"] and rec["iters_done"] == 10
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert nb.evaluate(model, H.eval_chunks(data[1], 16)) == pytest.approx(rec["best_val_loss"], rel=1e-9)
+
+
+def test_record_holds_what_the_report_needs(nb, data):
+    _, rec = small_run(nb, data, max_iters=20)
+    for key in ["config", "n_params", "best_val_loss", "best_iter", "final_val_loss", "train_time_s", "tokens_per_s",
+                "ms_per_iter", "peak_memory_mb", "precision"]:
+        assert key in rec
+    assert rec["precision"] == "fp32" and rec["tokens_per_s"] > 0
+    assert set(rec["history"]) >= {"iter", "train_loss", "val_loss", "lr", "elapsed_s"}
