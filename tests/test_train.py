@@ -96,7 +96,7 @@ def test_an_interrupted_run_resumes_to_the_same_curve(nb, data, tmp_path, monkey
 def test_a_checkpoint_for_another_configuration_is_refused(nb, data, tmp_path):
     ckpt = tmp_path / "run.pt"
     small_run(nb, data, ckpt=ckpt, max_iters=10)
-    with pytest.raises(ValueError, match="another model, training config"):
+    with pytest.raises(ValueError, match=r"belongs to another run \(train.lr: 0.003 there, 0.001 here\)"):
         small_run(nb, data, ckpt=ckpt, max_iters=10, lr=1e-3)
     _, fresh = small_run(nb, data, ckpt=ckpt, max_iters=10, lr=1e-3, resume=False)  # explicitly start over
     assert fresh["iters_done"] == 10
