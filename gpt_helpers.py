@@ -23,6 +23,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.ticker import FormatStrFormatter
 from torch.utils.data import Dataset
 
 ROOT = Path(__file__).resolve().parent
@@ -49,6 +50,9 @@ def atomic_path(dest: Path):
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".part")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the permissions open() would
     try:
         yield Path(tmp)
         os.replace(tmp, dest)
@@ -292,6 +296,8 @@ def plot_loss_curves(history: dict, title: str, best_iter: int | None = None):
         v = history["val_loss"][i]
         ax.scatter([best_iter], [v], color="black", zorder=3, label=f"best val {v:.4f} @ iter {best_iter}")
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%.1f"))
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.1f"))
     ax.set_xlabel("training iteration")
     ax.set_ylabel("cross-entropy loss (nats/char, log scale)")
     ax.set_title(title)

@@ -163,6 +163,18 @@ def main(argv=None):
         print(f"train  {label:<30} {precision}: {ms:8.1f} ms/iter {tokens_per_step / ms * 1000:10,.0f} tokens/s "
               f"(first step {first_s:.1f} s)", flush=True)
     if device.type == "cpu":
+        # what the notebook's "auto" settings choose between on a CPU, on the cpu profile's baseline
+        cpu_base = nb.GPTConfig(block_size=64, vocab_size=vocab_size, n_layer=3, n_head=4, n_embd=192)
+        options = [("fp32", False), ("bf16", False)] + ([] if args.quick else [("fp32", True), ("bf16", True)])
+        for precision_option, compiled in options:
+            first_s, ms = time_training(cpu_base, 32, device, precision_option, False, compiled,
+                                        6 if args.quick else 12)
+            label = f"ours, {precision_option}{', compiled' if compiled else ', eager'}"
+            rows.append({"what": "train step", "config": "cpu profile baseline (3x192, block 64, batch 32)",
+                         "variant": label, "precision": precision_option, "first_step_s": first_s,
+                         "ms_per_iter": ms, "tokens_per_s": 32 * 64 / ms * 1000})
+            print(f"cpu    {label:<30}: {ms:8.1f} ms/iter {32 * 64 / ms * 1000:10,.0f} tokens/s "
+                  f"(first step {first_s:.1f} s)", flush=True)
         for label, fused in [("ours (manual attention)", False), ("reference (fused attention)", True)]:
             _, ms = time_training(cpu_recipe, 12, device, "fp32", fused, False, 6 if args.quick else 20)
             rows.append({"what": "train step", "config": "nanoGPT CPU recipe (4x128, block 64, batch 12)",

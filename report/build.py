@@ -1,0 +1,42 @@
+"""Build report/report.pdf from report/report.typ and results/<profile>.json.
+
+    python report/build.py            # the gpu results when they exist, else the cpu results
+    python report/build.py --profile cpu
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import typst
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def choose_profile(profile: str | None) -> str:
+    if profile is None:
+        profile = "gpu" if (ROOT / "results" / "gpu.json").exists() else "cpu"
+    if not (ROOT / "results" / f"{profile}.json").exists():
+        raise FileNotFoundError(f"results/{profile}.json does not exist: run the notebook with PROFILE={profile!r} "
+                                "first (see README), or pick another --profile")
+    return profile
+
+
+def build(profile: str | None = None, output: Path = ROOT / "report" / "report.pdf") -> Path:
+    """Compile the report for `profile`; the PDF replaces `output` only when compilation succeeds."""
+    sys.path.insert(0, str(ROOT))
+    import gpt_helpers as H
+
+    profile = choose_profile(profile)
+    with H.atomic_path(output) as tmp:
+        typst.compile(str(ROOT / "report" / "report.typ"), output=str(tmp), root=str(ROOT),
+                      sys_inputs={"profile": profile})
+    return output
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=["gpu", "cpu", "smoke"], help="which results/<profile>.json to report")
+    parser.add_argument("--output", type=Path, default=ROOT / "report" / "report.pdf")
+    args = parser.parse_args()
+    print(f"wrote {build(args.profile, args.output)}")
