@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -29,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 import gpt_helpers as H  # noqa: E402
 
 nb = H.notebook_cells("model", "train", name="bench_notebook")
+PROFILES = H.notebook_cells("profiles", name="bench_profiles").PROFILES  # the notebook's configurations
 
 
 class FusedCausalSelfAttention(nb.CausalSelfAttention):
@@ -99,8 +101,7 @@ def time_to_target(device, target=1.47):
     text = H.load_text()
     vocab = H.Vocab(text)
     train_ids, val_ids = H.split_ids(vocab.encode(text))
-    spec = {"model": dict(n_layer=6, n_head=6, n_embd=384, block_size=256, dropout=0.2),
-            "train": dict(max_iters=2500, batch_size=64, lr=1e-3, min_lr=1e-4, warmup_iters=100, eval_interval=100)}
+    spec = PROFILES["gpu"]["baseline"]
     torch.manual_seed(1337)
     model = ns.GPT(ns.GPTConfig(vocab_size=len(vocab), **spec["model"])).to(device)
     rec = ns.train(model, ns.TrainConfig(**spec["train"]), train_ids, val_ids, vocab_chars="".join(vocab.chars))
@@ -141,10 +142,10 @@ def main(argv=None):
         train_cfg = nb.GPTConfig(block_size=64, vocab_size=vocab_size, n_layer=2, n_head=2, n_embd=64)
         train_batch, steps, sample_tokens = 16, 8, 64
     else:
-        train_cfg = nb.GPTConfig(block_size=256, vocab_size=vocab_size, n_layer=6, n_head=6, n_embd=384, dropout=0.2)
-        train_batch, steps, sample_tokens = 64, (30 if device.type == "cuda" else 5), 256
-    sample_cfg = train_cfg if args.quick else nb.GPTConfig(block_size=256, vocab_size=vocab_size, n_layer=6,
-                                                            n_head=6, n_embd=384)
+        gpu_base = PROFILES["gpu"]["baseline"]  # nanoGPT's shakespeare_char recipe
+        train_cfg = nb.GPTConfig(vocab_size=vocab_size, **gpu_base["model"])
+        train_batch, steps, sample_tokens = gpu_base["train"]["batch_size"], (30 if device.type == "cuda" else 5), 256
+    sample_cfg = train_cfg if args.quick else nb.GPTConfig(**{**asdict(train_cfg), "dropout": 0.0})
     # the recipe nanoGPT documents for CPUs, trained by our loop's step against the fused reference
     cpu_recipe = nb.GPTConfig(block_size=64, vocab_size=vocab_size, n_layer=4, n_head=4, n_embd=128)
 
@@ -164,16 +165,19 @@ def main(argv=None):
               f"(first step {first_s:.1f} s)", flush=True)
     if device.type == "cpu":
         # what the notebook's "auto" settings choose between on a CPU, on the cpu profile's baseline
-        cpu_base = nb.GPTConfig(block_size=64, vocab_size=vocab_size, n_layer=3, n_head=4, n_embd=192)
+        cpu_spec = PROFILES["cpu"]["baseline"]
+        cpu_base, cpu_batch = nb.GPTConfig(vocab_size=vocab_size, **cpu_spec["model"]), cpu_spec["train"]["batch_size"]
+        cpu_label = (f"cpu profile baseline ({cpu_base.n_layer}x{cpu_base.n_embd}, block {cpu_base.block_size}, "
+                     f"batch {cpu_batch})")
         options = [("fp32", False), ("bf16", False)] + ([] if args.quick else [("fp32", True), ("bf16", True)])
         for precision_option, compiled in options:
-            first_s, ms = time_training(cpu_base, 32, device, precision_option, False, compiled,
+            first_s, ms = time_training(cpu_base, cpu_batch, device, precision_option, False, compiled,
                                         6 if args.quick else 12)
             label = f"ours, {precision_option}{', compiled' if compiled else ', eager'}"
-            rows.append({"what": "train step", "config": "cpu profile baseline (3x192, block 64, batch 32)",
-                         "variant": label, "precision": precision_option, "first_step_s": first_s,
-                         "ms_per_iter": ms, "tokens_per_s": 32 * 64 / ms * 1000})
-            print(f"cpu    {label:<30}: {ms:8.1f} ms/iter {32 * 64 / ms * 1000:10,.0f} tokens/s "
+            tokens = cpu_batch * cpu_base.block_size
+            rows.append({"what": "train step", "config": cpu_label, "variant": label, "precision": precision_option,
+                         "first_step_s": first_s, "ms_per_iter": ms, "tokens_per_s": tokens / ms * 1000})
+            print(f"cpu    {label:<30}: {ms:8.1f} ms/iter {tokens / ms * 1000:10,.0f} tokens/s "
                   f"(first step {first_s:.1f} s)", flush=True)
         for label, fused in [("ours (manual attention)", False), ("reference (fused attention)", True)]:
             _, ms = time_training(cpu_recipe, 12, device, "fp32", fused, False, 6 if args.quick else 20)

@@ -128,3 +128,12 @@ def test_top_k_one_is_greedy(model):
 def test_unknown_prompt_characters_are_rejected_before_sampling(vocab):
     with pytest.raises(ValueError, match="'€'"):
         vocab.encode("ROMEO€")
+
+
+def test_sampled_ids_can_train_the_model_afterwards(model):
+    out = model.sample(torch.zeros(2, 1, dtype=torch.long), 8)
+    assert not out.is_inference()
+    model.train()
+    _, loss = model(out[:, :-1], out[:, 1:])
+    loss.backward()  # would fail on an inference tensor saved for backward
+    assert model.lm_head.weight.grad is not None
