@@ -109,20 +109,25 @@ def test_an_unreadable_checkpoint_is_a_clear_error(nb, data, tmp_path):
         small_run(nb, data, ckpt=ckpt)
 
 
-def test_nan_loss_stops_training_and_keeps_the_best_weights(nb, data):
-    torch.manual_seed(0)
-    model = nb.GPT(nb.GPTConfig(block_size=16, vocab_size=65, n_layer=1, n_head=2, n_embd=32))
+def poison_loss_after(model, n_steps):
+    """Make every training loss after the first `n_steps` NaN (evaluation, without targets, is untouched)."""
     forward, steps = model.forward, []
 
     def poisoned(idx, targets=None, **kw):
         logits, loss = forward(idx, targets, **kw)
         if targets is not None:
             steps.append(1)
-            if len(steps) > 12:
+            if len(steps) > n_steps:
                 loss = loss * math.nan
         return logits, loss
 
     model.forward = poisoned
+
+
+def test_nan_loss_stops_training_and_keeps_the_best_weights(nb, data):
+    torch.manual_seed(0)
+    model = nb.GPT(nb.GPTConfig(block_size=16, vocab_size=65, n_layer=1, n_head=2, n_embd=32))
+    poison_loss_after(model, 12)
     tc = nb.TrainConfig(max_iters=40, batch_size=8, lr=3e-3, min_lr=3e-4, warmup_iters=5, eval_interval=10,
                         log_interval=5, precision="fp32")
     with pytest.warns(RuntimeWarning, match="NaN or infinite by iteration 15"):
@@ -156,3 +161,14 @@ def test_bf16_autocast_training_learns(nb, data):
     assert rec["precision"] == "bf16"
     assert rec["best_val_loss"] < rec["history"]["val_loss"][0] - 0.5
     assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay float32
+
+
+def test_nan_in_the_last_steps_is_caught_before_the_final_evaluation(nb, data):
+    torch.manual_seed(0)
+    model = nb.GPT(nb.GPTConfig(block_size=16, vocab_size=65, n_layer=1, n_head=2, n_embd=32))
+    poison_loss_after(model, 37)
+    tc = nb.TrainConfig(max_iters=40, batch_size=8, lr=3e-3, min_lr=3e-4, warmup_iters=5, eval_interval=20,
+                        log_interval=100, precision="fp32")
+    with pytest.warns(RuntimeWarning, match="by iteration 40"):
+        rec = nb.train(model, tc, *data, vocab_chars=CHARS, seed=0)
+    assert rec["iters_done"] == 20 and math.isfinite(rec["best_val_loss"])
