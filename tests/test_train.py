@@ -17,9 +17,12 @@ def data(splits):
     return train[:20_000], val[:3_000]
 
 
-def small_run(nb, data, ckpt=None, resume=True, **train_kwargs):
+def small_run(nb, data, ckpt=None, resume=True, prepare=None, **train_kwargs):
+    """A 1-layer model trained on `data`; `prepare(model)` may alter the model first."""
     torch.manual_seed(0)
     model = nb.GPT(nb.GPTConfig(block_size=16, vocab_size=65, n_layer=1, n_head=2, n_embd=32))
+    if prepare is not None:
+        prepare(model)
     tc = nb.TrainConfig(**(dict(max_iters=30, batch_size=8, lr=3e-3, min_lr=3e-4, warmup_iters=5, eval_interval=10,
                                 log_interval=5, precision="fp32") | train_kwargs))
     record = nb.train(model, tc, *data, vocab_chars=CHARS, seed=0, checkpoint=ckpt, resume=resume)
@@ -125,13 +128,8 @@ def poison_loss_after(model, n_steps):
 
 
 def test_nan_loss_stops_training_and_keeps_the_best_weights(nb, data):
-    torch.manual_seed(0)
-    model = nb.GPT(nb.GPTConfig(block_size=16, vocab_size=65, n_layer=1, n_head=2, n_embd=32))
-    poison_loss_after(model, 12)
-    tc = nb.TrainConfig(max_iters=40, batch_size=8, lr=3e-3, min_lr=3e-4, warmup_iters=5, eval_interval=10,
-                        log_interval=5, precision="fp32")
     with pytest.warns(RuntimeWarning, match="NaN or infinite by iteration 15"):
-        rec = nb.train(model, tc, *data, vocab_chars=CHARS, seed=0)
+        model, rec = small_run(nb, data, prepare=lambda m: poison_loss_after(m, 12), max_iters=40)
     assert rec["stopped_early"] and rec["iters_done"] == 10
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert nb.evaluate(model, H.eval_chunks(data[1], 16)) == pytest.approx(rec["best_val_loss"], rel=1e-9)
@@ -164,11 +162,7 @@ def test_bf16_autocast_training_learns(nb, data):
 
 
 def test_nan_in_the_last_steps_is_caught_before_the_final_evaluation(nb, data):
-    torch.manual_seed(0)
-    model = nb.GPT(nb.GPTConfig(block_size=16, vocab_size=65, n_layer=1, n_head=2, n_embd=32))
-    poison_loss_after(model, 37)
-    tc = nb.TrainConfig(max_iters=40, batch_size=8, lr=3e-3, min_lr=3e-4, warmup_iters=5, eval_interval=20,
-                        log_interval=100, precision="fp32")
     with pytest.warns(RuntimeWarning, match="by iteration 40"):
-        rec = nb.train(model, tc, *data, vocab_chars=CHARS, seed=0)
+        _, rec = small_run(nb, data, prepare=lambda m: poison_loss_after(m, 37), max_iters=40, eval_interval=20,
+                           log_interval=100)
     assert rec["iters_done"] == 20 and math.isfinite(rec["best_val_loss"])
