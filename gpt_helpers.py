@@ -4,7 +4,9 @@
 - `CharDataset`: (context, next-character) pairs for a `DataLoader`, batched without per-item Python;
 - evaluation chunks that cover every position of a split exactly once;
 - simple text statistics for the temperature experiment;
-- one plotting function per report figure, saved as PNG (notebook, README) and PDF (report).
+- one plotting function per report figure, saved as PNG (notebook, README) and PDF (report);
+- small utilities: atomic file writes, the machine's name, and `notebook_cells`, which loads the notebook's tagged
+  cells (model, training loop, profiles) as a module for the tests and benchmarks.
 """
 
 from __future__ import annotations

@@ -97,14 +97,13 @@ def time_sampling(cfg, device, rows, new_tokens, use_cache):
 
 def time_to_target(device, target=1.47):
     """Seconds from the start of training (compile included) until the gpu baseline's val loss <= target."""
-    ns = H.notebook_cells("model", "train", name="bench_target")
     text = H.load_text()
     vocab = H.Vocab(text)
     train_ids, val_ids = H.split_ids(vocab.encode(text))
     spec = PROFILES["gpu"]["baseline"]
     torch.manual_seed(1337)
-    model = ns.GPT(ns.GPTConfig(vocab_size=len(vocab), **spec["model"])).to(device)
-    rec = ns.train(model, ns.TrainConfig(**spec["train"]), train_ids, val_ids, vocab_chars="".join(vocab.chars))
+    model = nb.GPT(nb.GPTConfig(vocab_size=len(vocab), **spec["model"])).to(device)
+    rec = nb.train(model, nb.TrainConfig(**spec["train"]), train_ids, val_ids, vocab_chars="".join(vocab.chars))
     h = rec["history"]
     hit = next((i for i, v in enumerate(h["val_loss"]) if v <= target), None)
     return {"target": target, "reached": hit is not None, "iter": h["iter"][hit] if hit is not None else None,
