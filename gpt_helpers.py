@@ -187,16 +187,12 @@ def eval_chunks(ids: torch.Tensor, block_size: int, max_tokens: int | None = Non
     """
     n_full = (len(ids) - 1) // block_size
     starts = torch.arange(n_full, device=ids.device) * block_size
-    if max_tokens is not None and max_tokens < len(ids) - 1:
-        keep = max(1, max_tokens // block_size)
-        starts = starts[torch.linspace(0, n_full - 1, keep).round().long()]
-        x, y = CharDataset(ids, block_size).batch(starts)
-        return [(x, y)]
-    batches = []
-    if n_full:
-        batches.append(CharDataset(ids, block_size).batch(starts))
+    subset = max_tokens is not None and max_tokens < len(ids) - 1
+    if subset:
+        starts = starts[torch.linspace(0, n_full - 1, max(1, max_tokens // block_size)).round().long()]
+    batches = [CharDataset(ids, block_size).batch(starts)] if n_full else []
     rest = ids[n_full * block_size :]
-    if len(rest) > 1:
+    if not subset and len(rest) > 1:
         batches.append((rest[None, :-1], rest[None, 1:]))
     return batches
 
