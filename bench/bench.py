@@ -84,15 +84,19 @@ def time_training(cfg, batch_size, device, precision, fused, compiled, steps):
     return times[0], 1000 * statistics.median(warm)
 
 
-def time_sampling(cfg, device, rows, new_tokens, use_cache):
+def time_sampling(cfg, device, rows, new_tokens, use_cache, repeats=3):
+    """Tokens per second, the median of `repeats` generations (single runs vary by +-10% on a small CPU)."""
     model = build(cfg, False, device).eval()
     prompt = torch.zeros(rows, 1, dtype=torch.long, device=device)
     model.sample(prompt, 8, use_cache=use_cache)  # warm-up
-    sync(device)
-    t0 = time.perf_counter()
-    model.sample(prompt, new_tokens, generator=torch.Generator(device).manual_seed(0), use_cache=use_cache)
-    sync(device)
-    return rows * new_tokens / (time.perf_counter() - t0)
+    speeds = []
+    for _ in range(repeats):
+        sync(device)
+        t0 = time.perf_counter()
+        model.sample(prompt, new_tokens, generator=torch.Generator(device).manual_seed(0), use_cache=use_cache)
+        sync(device)
+        speeds.append(rows * new_tokens / (time.perf_counter() - t0))
+    return statistics.median(speeds)
 
 
 def time_to_target(device, target=1.47):
@@ -216,7 +220,7 @@ def write_markdown(folder: Path):
 
     parts = ["# Benchmarks\n", "Written by `python bench/bench.py` from `bench/results/*.json`; each table is one "
              "run on the machine it names. Training rows time forward, backward, clipping and AdamW on a fixed "
-             "batch; sampling rows draw new tokens from a one-character prompt.\n"]
+             "batch; sampling rows draw new tokens from a one-character prompt (the median of 3 runs).\n"]
     for path in sorted(folder.glob("*.json")):
         r = json.loads(path.read_text())
         if r.get("quick"):
