@@ -135,7 +135,11 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small sizes on the CPU, about 2 minutes at most")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="folder for <machine>.json")
     parser.add_argument("--no-markdown", action="store_true", help="do not rewrite BENCHMARKS.md")
+    parser.add_argument("--markdown-only", action="store_true",
+                        help="measure nothing: rewrite BENCHMARKS.md from the result files (e.g. a GPU run's)")
     args = parser.parse_args(argv)
+    if args.markdown_only:
+        return write_markdown(args.out)
 
     device = torch.device("cpu") if args.quick or not torch.cuda.is_available() else torch.device("cuda")
     if device.type == "cuda":
@@ -214,7 +218,7 @@ def main(argv=None):
     return result
 
 
-def write_markdown(folder: Path):
+def write_markdown(folder: Path, dest: Path = ROOT / "BENCHMARKS.md"):
     """BENCHMARKS.md: one table per machine, from the full (non-quick) result files."""
     import json
 
@@ -241,9 +245,10 @@ def write_markdown(folder: Path):
                              f"{row['speedup']:.1f}x |")
         if r.get("time_to_target"):
             t = r["time_to_target"]
-            parts.append(f"\nTime to val ≤ {t['target']}: {t['elapsed_s']:.1f} s (iteration {t['iter']}, "
-                         "compile and evaluation included).")
-    (ROOT / "BENCHMARKS.md").write_text("\n".join(parts) + "\n")
+            parts.append(f"\nTime to val ≤ {t['target']}: {t['elapsed_s']:.1f} s (iteration {t['iter']}, compile and "
+                         "evaluation included)." if t["reached"] else
+                         f"\nVal ≤ {t['target']} was not reached (best {t['best_val_loss']:.4f}).")
+    dest.write_text("\n".join(parts) + "\n")
 
 
 if __name__ == "__main__":
