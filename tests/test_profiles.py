@@ -9,7 +9,7 @@ import torch
 import gpt_helpers as H
 
 PROFILES = H.notebook_cells("profiles", name="test_profiles_cell").PROFILES
-RUNS = [(profile, run) for profile, spec in PROFILES.items() for run in ("baseline", "large", "no_mask")]
+RUNS = [(profile, run) for profile in PROFILES for run in ("baseline", "large", "no_mask")]
 
 
 @pytest.mark.parametrize("profile,run", RUNS)

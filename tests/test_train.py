@@ -161,6 +161,14 @@ def test_bf16_autocast_training_learns(nb, data):
     assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay float32
 
 
+@pytest.mark.parametrize("capability,expected", [((7, 5), "fp32"), ((8, 0), "bf16"), ((9, 0), "bf16")])
+def test_auto_precision_on_cuda_uses_bf16_only_with_bf16_tensor_cores(nb, monkeypatch, capability, expected):
+    # Turing and Volta only emulate bf16 (slowly): they train in float32. No GPU is needed to check the decision.
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    tc = nb.TrainConfig(max_iters=1, batch_size=1, lr=1e-3, min_lr=1e-4, warmup_iters=1, eval_interval=1)
+    assert nb.resolve_precision(tc, None, None, torch.device("cuda")) == expected
+
+
 def test_nan_in_the_last_steps_is_caught_before_the_final_evaluation(nb, data):
     with pytest.warns(RuntimeWarning, match="by iteration 40"):
         _, rec = small_run(nb, data, prepare=lambda m: poison_loss_after(m, 37), max_iters=40, eval_interval=20,
