@@ -54,11 +54,6 @@ def build(cfg, fused: bool, device):
     return model
 
 
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_training(cfg, batch_size, device, precision, fused, compiled, steps):
     """(first-step seconds, median ms per step after warm-up) for forward, backward and AdamW."""
     model = build(cfg, fused, device)
@@ -70,7 +65,7 @@ def time_training(cfg, batch_size, device, precision, fused, compiled, steps):
     x = torch.randint(0, cfg.vocab_size, (batch_size, cfg.block_size + 1), device=device, generator=gen)
     times = []
     for _ in range(steps):
-        sync(device)
+        nb.sync(device)
         t0 = time.perf_counter()
         with nb.autocast(device, precision):
             _, loss = step_model(x[:, :-1], x[:, 1:])
@@ -78,7 +73,7 @@ def time_training(cfg, batch_size, device, precision, fused, compiled, steps):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        sync(device)
+        nb.sync(device)
         times.append(time.perf_counter() - t0)
     warm = times[2:] if len(times) > 4 else times[1:]
     return times[0], 1000 * statistics.median(warm)
@@ -91,10 +86,10 @@ def time_sampling(cfg, device, rows, new_tokens, use_cache, repeats=3):
     model.sample(prompt, 8, use_cache=use_cache)  # warm-up
     speeds = []
     for _ in range(repeats):
-        sync(device)
+        nb.sync(device)
         t0 = time.perf_counter()
         model.sample(prompt, new_tokens, generator=torch.Generator(device).manual_seed(0), use_cache=use_cache)
-        sync(device)
+        nb.sync(device)
         speeds.append(rows * new_tokens / (time.perf_counter() - t0))
     return statistics.median(speeds)
 
