@@ -1,12 +1,13 @@
-"""Data and figures for the character-level GPT notebook (no model code lives here).
+"""Everything in the character-level GPT notebook that is not the lesson (no model code lives here).
 
-- the tiny shakespeare corpus: download, checksum, vocabulary, train/val split;
-- `CharDataset`: (context, next-character) pairs for a `DataLoader`, batched without per-item Python;
-- evaluation chunks that cover every position of a split exactly once;
-- simple text statistics for the temperature experiment;
-- one plotting function per report figure, saved as PNG (notebook, README) and PDF (report);
-- small utilities: atomic file writes, the machine's name, and `notebook_cells`, which loads the notebook's tagged
-  cells (model, training loop, profiles) as a module for the tests and benchmarks.
+In the notebook's order:
+- corpus: download, checksum, vocabulary, train/val split;
+- dataset: `CharDataset`, (context, next-character) pairs for a `DataLoader`, batched without per-item Python;
+- evaluation: chunks that cover every position of a split exactly once, and text statistics for the samples;
+- the machine: which device, profile and precision to use, its name, peak memory;
+- checkpoints: atomic files an interrupted training run resumes from, refused when they belong to another run;
+- figures: one function per report figure, saved as PNG (notebook, README) and PDF (report);
+- notebook loading: `notebook_cells` runs the notebook's tagged cells as a module for the tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import json
 import math
 import os
 import platform
+import resource
 import tempfile
 import urllib.error
 import urllib.request
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -111,6 +113,7 @@ def load_text(path: Path | None = None, sha256: str = CORPUS_SHA256) -> str:
     return path.read_text(encoding="utf-8")
 
 
+
 # --------------------------------------------------------------------------- vocabulary
 
 class Vocab:
@@ -146,7 +149,8 @@ def split_ids(ids: torch.Tensor, train_fraction: float = 0.9) -> tuple[torch.Ten
     return ids[:n], ids[n:]
 
 
-# --------------------------------------------------------------------------- datasets
+
+# --------------------------------------------------------------------------- dataset
 
 class CharDataset(Dataset):
     """Item i is (x, y): `block_size` ids starting at i, and the same window shifted left by one."""
@@ -179,6 +183,9 @@ class CharDataset(Dataset):
         return list(zip(x.unbind(0), y.unbind(0)))
 
 
+
+# --------------------------------------------------------------------------- evaluation
+
 def eval_chunks(ids: torch.Tensor, block_size: int, max_tokens: int | None = None) -> list[tuple[torch.Tensor, ...]]:
     """Non-overlapping (x, y) windows that predict every position of `ids` after the first exactly once.
 
@@ -197,43 +204,60 @@ def eval_chunks(ids: torch.Tensor, block_size: int, max_tokens: int | None = Non
     return batches
 
 
-# --------------------------------------------------------------------------- the machine
-
-def device_name(device: torch.device) -> str:
-    """The accelerator's or CPU's model name, read from the machine (CPU: with the thread count torch uses)."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    if device.type == "mps":
-        return f"Apple {platform.machine()} (MPS)"
-    cpuinfo = Path("/proc/cpuinfo")
-    name = platform.processor() or platform.machine()
-    if cpuinfo.exists():
-        name = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                     if line.startswith("model name")), name)
-    return f"{name} ({torch.get_num_threads()} threads)"
+def bits_per_char(nats: float) -> float:
+    return nats / math.log(2)
 
 
-# --------------------------------------------------------------------------- the notebook as a module
+def training_record(history: dict, state: dict, device: torch.device, tokens_per_iter: int, **about) -> dict:
+    """What a training run reports: `about` (its configuration) plus results, speed and memory from its history.
 
-def notebook_cells(*tags: str, notebook: Path = ROOT / "assignment3.ipynb", name: str = "notebook_cells"):
-    """Execute, in order and in a fresh module, only the notebook's code cells tagged with one of `tags`.
-
-    Tests and benchmarks load the model (`model`) and the training loop (`train`) this way, so the notebook
-    stays their single source.
+    Speed is measured after the first evaluation interval, which holds compile time and warm-up.
     """
-    import sys
-    import types
+    steady = history["iter"][1:]
+    if len(steady) >= 2:
+        ms_per_iter = 1000 * (history["train_time_s"][-1] - history["train_time_s"][1]) / (steady[-1] - steady[0])
+    else:
+        ms_per_iter = 1000 * state["train_time_s"] / max(1, history["iter"][-1])
+    return {**about, "best_val_loss": state["best_val"], "best_iter": state["best_iter"],
+            "final_val_loss": history["val_loss"][-1], "iters_done": history["iter"][-1],
+            "train_time_s": state["train_time_s"], "eval_time_s": state["eval_time_s"], "ms_per_iter": ms_per_iter,
+            "tokens_per_s": tokens_per_iter / (ms_per_iter / 1000), "peak_memory_mb": peak_memory_mb(device),
+            "stopped_early": state["stopped_early"], "history": history}
 
-    cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
-    module = types.ModuleType(name)
-    sys.modules[name] = module  # dataclasses look their module up here
-    for i, cell in enumerate(cells):
-        if cell["cell_type"] == "code" and set(tags) & set(cell["metadata"].get("tags", [])):
-            exec(compile("".join(cell["source"]), f"{Path(notebook).name}:cell{i}", "exec"), module.__dict__)
-    return module
+
+def best_val_within(history: dict, seconds: float) -> float:
+    """The best validation loss a run had measured after `seconds` of training (its evaluations up to then)."""
+    return min(v for v, t in zip(history["val_loss"], history["train_time_s"]) if t <= seconds)
 
 
-# --------------------------------------------------------------------------- text statistics
+@contextmanager
+def recorded_output(module: torch.nn.Module):
+    """Inside the block, record["output"] holds what `module` returned on its latest call (a forward hook).
+
+    Observes a layer as it runs, without changing its code: the notebook reads attention weights this way.
+    """
+    record = {}
+    handle = module.register_forward_hook(lambda mod, args, output: record.__setitem__("output", output.detach()))
+    try:
+        yield record
+    finally:
+        handle.remove()
+
+
+def attention_shares(weights: torch.Tensor, text: str) -> dict[str, list[float]]:
+    """Per head, the mean attention weight (over queries 1..T-1) on: the query itself, the previous character,
+    and the latest space or newline at or before the query (the start of the current word or line; the window's
+    first character before any)."""
+    T = len(text)
+    boundary = [max((s for s in range(t + 1) if text[s] in " \n"), default=0) for t in range(T)]
+    q = torch.arange(1, T)
+    w = weights.float().cpu()  # (n_head, T, T)
+    return {
+        "itself": w[:, q, q].mean(1).tolist(),
+        "previous character": w[:, q, q - 1].mean(1).tolist(),
+        "latest space or newline": w[:, q, torch.tensor(boundary)[1:]].mean(1).tolist(),
+    }
+
 
 def word_set(text: str) -> set[str]:
     return set(text.split())
@@ -252,6 +276,163 @@ def text_stats(sample: str, train_words: set[str], n: int = 4) -> dict[str, floa
 def char_counts(text: str) -> list[tuple[str, int]]:
     """(character, count), most frequent first."""
     return Counter(text).most_common()
+
+
+
+# --------------------------------------------------------------------------- the machine
+
+GPU_MIN_CAPABILITY = (8, 0)  # bf16 tensor cores (Ampere and later); older GPUs only emulate bf16, slowly
+GPU_MIN_MEMORY_GB = 32  # a data-centre GPU: the gpu profile's larger model and budget assume one
+
+
+def pick_device() -> torch.device:
+    """CUDA if there is a GPU, else Apple's MPS, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def choose_profile(requested: str, device: torch.device, profiles, gpu=None) -> tuple[str, str]:
+    """(profile, why): `requested` itself, or for "auto" the largest profile this machine finishes in its budget.
+
+    `gpu` holds the CUDA device's properties (name, major, minor, total_memory in bytes); by default they are read
+    from the device. "gpu" needs bf16 tensor cores and enough memory; any other GPU runs "cpu", on the GPU.
+    """
+    if requested != "auto":
+        if requested not in profiles:
+            raise ValueError(f"PROFILE={requested!r} is not one of {sorted(profiles)} or 'auto'")
+        return requested, "chosen by hand"
+    if device.type != "cuda":
+        return "cpu", f"no CUDA GPU ({device.type})"
+    gpu = gpu if gpu is not None else torch.cuda.get_device_properties(device)
+    capability, memory_gb = (gpu.major, gpu.minor), gpu.total_memory / 1e9
+    if capability < GPU_MIN_CAPABILITY:
+        return "cpu", (f"{gpu.name} has compute capability {gpu.major}.{gpu.minor}, no bf16 tensor cores "
+                       f"(the gpu profile needs {GPU_MIN_CAPABILITY[0]}.{GPU_MIN_CAPABILITY[1]})")
+    if memory_gb < GPU_MIN_MEMORY_GB:
+        return "cpu", f"{gpu.name} has {memory_gb:.0f} GB, the gpu profile needs {GPU_MIN_MEMORY_GB} GB"
+    return "gpu", f"{gpu.name}: bf16 tensor cores and {memory_gb:.0f} GB"
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux); empty where /proc/cpuinfo does not exist."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        return set()
+    line = next((x for x in cpuinfo.read_text().splitlines() if x.startswith("flags")), "")
+    return set(line.partition(":")[2].split())
+
+
+def auto_precision(device: torch.device, flags: set[str] | None = None, capability=None) -> str:
+    """"bf16" where the hardware computes bf16 matrix products natively, else "fp32". The one precision rule.
+
+    CUDA: compute capability 8.0 or later. CPU: AVX-512 BF16 or AMX instructions (without them bf16 costs extra
+    casts and runs slower than float32). `flags` and `capability` override what is read from the machine.
+    """
+    if device.type == "cuda":
+        capability = capability if capability is not None else torch.cuda.get_device_capability(device)
+        return "bf16" if tuple(capability) >= GPU_MIN_CAPABILITY else "fp32"
+    if device.type == "cpu":
+        flags = cpu_flags() if flags is None else flags
+        return "bf16" if flags & {"avx512_bf16", "amx_bf16"} else "fp32"
+    return "fp32"
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast for "bf16" (weights stay float32), nothing for "fp32"."""
+    return torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+
+
+def prepare_device(device: torch.device) -> None:
+    """Per training run on CUDA: TF32 for the remaining float32 products, peak memory counted from here."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously), so that host clocks time it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """CUDA: peak device memory since prepare_device; CPU: the process's peak resident memory."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # Linux reports KiB
+
+
+def device_name(device: torch.device) -> str:
+    """The accelerator's or CPU's model name, read from the machine (CPU: with the thread count torch uses)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return f"Apple {platform.machine()} (MPS)"
+    cpuinfo = Path("/proc/cpuinfo")
+    name = platform.processor() or platform.machine()
+    if cpuinfo.exists():
+        name = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                     if line.startswith("model name")), name)
+    return f"{name} ({torch.get_num_threads()} threads)"
+
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+def dict_differences(there: dict, here: dict, prefix: str = "") -> list[str]:
+    """Where two nested dicts differ, as 'key: value there, value here'."""
+    out = []
+    for key in sorted(set(there) | set(here)):
+        a, b = there.get(key), here.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += dict_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} there, {b!r} here")
+    return out
+
+
+def save_checkpoint(path: Path, fingerprint: dict, model, optimizers, batch_generator, history: dict, state: dict):
+    """Everything a training run needs to continue exactly: weights, optimiser states, random states, progress.
+
+    Written atomically: an interrupted save leaves the previous checkpoint intact.
+    """
+    rng = {"torch": torch.get_rng_state(), "batches": batch_generator.get_state()}
+    if torch.cuda.is_available() and batch_generator.device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(batch_generator.device)
+    with atomic_path(path) as tmp:
+        torch.save({"fingerprint": fingerprint, "model": model.state_dict(),
+                    "optimizers": [opt.state_dict() for opt in optimizers], "history": history, "state": state,
+                    "rng": rng}, tmp)
+
+
+def load_checkpoint(path: Path, fingerprint: dict, device: torch.device) -> dict:
+    """Read a checkpoint (tensors only: no code runs on loading); refuse one written by another run."""
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:
+        raise ValueError(f"checkpoint {path} could not be read ({err}); delete it or pass resume=False") from err
+    differences = dict_differences(ckpt.get("fingerprint", {}), fingerprint)
+    if differences:
+        raise ValueError(f"checkpoint {path} belongs to another run ({'; '.join(differences)}); "
+                         "delete it to train from scratch, or pass resume=False")
+    return ckpt
+
+
+def restore_checkpoint(ckpt: dict, model, optimizers, batch_generator) -> tuple[dict, dict]:
+    """Load a checkpoint's weights, optimiser and random states in place; returns its (history, state)."""
+    model.load_state_dict(ckpt["model"])
+    for opt, opt_state in zip(optimizers, ckpt["optimizers"], strict=True):
+        opt.load_state_dict(opt_state)
+    torch.set_rng_state(ckpt["rng"]["torch"].cpu())
+    batch_generator.set_state(ckpt["rng"]["batches"].cpu())
+    if "cuda" in ckpt["rng"]:
+        torch.cuda.set_rng_state(ckpt["rng"]["cuda"].cpu(), batch_generator.device)
+    return ckpt["history"], ckpt["state"]
+
 
 
 # --------------------------------------------------------------------------- figures
@@ -324,5 +505,59 @@ def plot_temperature_metrics(temps: list[float], metrics: dict[str, list[float]]
     return fig
 
 
-def bits_per_char(nats: float) -> float:
-    return nats / math.log(2)
+def plot_loss_against_time(runs: dict[str, dict], title: str):
+    """Validation loss against training seconds (evaluation time excluded), one line per run's history."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, history in runs.items():
+        ax.plot(history["train_time_s"], history["val_loss"], marker="o", markersize=3, label=label)
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%.1f"))
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.1f"))
+    ax.set_xlabel("training time (s, evaluation excluded)")
+    ax.set_ylabel("validation loss (nats/char, log scale)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_attention(weights: torch.Tensor, text: str, layer: int):
+    """One panel per head: attention weights (n_head, T, T) of `text`, queries down, keys across."""
+    n_head, T = weights.shape[0], weights.shape[-1]
+    cols = min(n_head, 3)
+    rows = math.ceil(n_head / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.2 * rows), squeeze=False)
+    labels = [_label(c) for c in text]
+    for h, ax in enumerate(axes.flat):
+        if h >= n_head:
+            ax.axis("off")
+            continue
+        ax.imshow(weights[h].float().cpu(), cmap="Blues", vmin=0, vmax=1)
+        ax.set_xticks(range(T), labels, fontsize=6, family="monospace")
+        ax.set_yticks(range(T), labels, fontsize=6, family="monospace")
+        ax.set_xlabel("key: the character attended to")
+        ax.set_ylabel("query: the character predicting the next")
+        ax.set_title(f"layer {layer}, head {h}")
+    fig.suptitle("Attention weights on a line of the play (dark = high weight; nothing above the diagonal)")
+    fig.tight_layout()
+    return fig
+
+# --------------------------------------------------------------------------- notebook loading
+
+def notebook_cells(*tags: str, notebook: Path = ROOT / "assignment3.ipynb", name: str = "notebook_cells"):
+    """Execute, in order and in a fresh module, only the notebook's code cells tagged with one of `tags`.
+
+    Tests and benchmarks load the model (`model`) and the training loop (`train`) this way, so the notebook
+    stays their single source.
+    """
+    import sys
+    import types
+
+    cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
+    module = types.ModuleType(name)
+    sys.modules[name] = module  # dataclasses look their module up here
+    for i, cell in enumerate(cells):
+        if cell["cell_type"] == "code" and set(tags) & set(cell["metadata"].get("tags", [])):
+            exec(compile("".join(cell["source"]), f"{Path(notebook).name}:cell{i}", "exec"), module.__dict__)
+    return module

@@ -6,6 +6,7 @@
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 import typst
@@ -22,12 +23,22 @@ def choose_profile(profile: str | None) -> str:
     return profile
 
 
+def placeholders(authors: Path = ROOT / "report" / "authors.toml") -> list[str]:
+    """The lines of authors.toml that still say FILL IN."""
+    return [line.strip() for line in authors.read_text(encoding="utf-8").splitlines() if "FILL IN" in line]
+
+
 def build(profile: str | None = None, output: Path = ROOT / "report" / "report.pdf") -> Path:
     """Compile the report for `profile`; the PDF replaces `output` only when compilation succeeds."""
     sys.path.insert(0, str(ROOT))
     import gpt_helpers as H
 
     profile = choose_profile(profile)
+    unfilled = placeholders()
+    if unfilled:
+        warnings.warn("\n" + "!" * 100 + "\nreport/authors.toml still holds placeholders; the cover page will show "
+                      "them:\n  " + "\n  ".join(unfilled) + "\nFill in your names and matriculation numbers, "
+                      "then build again before handing in.\n" + "!" * 100, UserWarning, stacklevel=2)
     with H.atomic_path(output) as tmp:
         typst.compile(str(ROOT / "report" / "report.typ"), output=str(tmp), root=str(ROOT),
                       sys_inputs={"profile": profile})

@@ -1,6 +1,5 @@
 """Shared fixtures: the model and training code are loaded from the notebook's tagged cells."""
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -8,8 +7,8 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_CORPUS = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))  # the shared fused-attention reference
 
 import gpt_helpers as H  # noqa: E402
 
@@ -22,11 +21,8 @@ def nb():
 
 @pytest.fixture(scope="session")
 def corpus_text() -> str:
-    """The verified corpus; the shared copy is placed in data/input.txt when that is missing (no internet here)."""
-    if not H.DATA_PATH.exists() and SHARED_CORPUS.exists():
-        H.DATA_PATH.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(SHARED_CORPUS, H.DATA_PATH)
-    return H.load_text(H.DATA_PATH)
+    """The verified corpus (downloaded to data/input.txt on first use, or placed there beforehand)."""
+    return H.load_text()
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""The training loop (the notebook's `train` cell): exact evaluation, best weights, checkpoints, NaN stop, seeds."""
+"""The training loop (the notebook's `train` cell): optimisers, exact evaluation, best weights, checkpoints, NaN stop,
+seeds."""
 
 import math
 
@@ -161,16 +162,56 @@ def test_bf16_autocast_training_learns(nb, data):
     assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay float32
 
 
-@pytest.mark.parametrize("capability,expected", [((7, 5), "fp32"), ((8, 0), "bf16"), ((9, 0), "bf16")])
-def test_auto_precision_on_cuda_uses_bf16_only_with_bf16_tensor_cores(nb, monkeypatch, capability, expected):
-    # Turing and Volta only emulate bf16 (slowly): they train in float32. No GPU is needed to check the decision.
-    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
-    tc = nb.TrainConfig(max_iters=1, batch_size=1, lr=1e-3, min_lr=1e-4, warmup_iters=1, eval_interval=1)
-    assert nb.resolve_precision(tc, None, None, torch.device("cuda")) == expected
-
-
 def test_nan_in_the_last_steps_is_caught_before_the_final_evaluation(nb, data):
     with pytest.warns(RuntimeWarning, match="by iteration 40"):
         _, rec = small_run(nb, data, prepare=lambda m: poison_loss_after(m, 37), max_iters=40, eval_interval=20,
                            log_interval=100)
     assert rec["iters_done"] == 20 and math.isfinite(rec["best_val_loss"])
+
+
+def test_every_parameter_is_in_exactly_one_optimizer_group(nb):
+    model = nb.GPT(nb.GPTConfig(block_size=16, vocab_size=65, n_layer=2, n_head=2, n_embd=32))
+    tc = nb.TrainConfig(max_iters=1, batch_size=1, lr=1e-3, min_lr=1e-4, warmup_iters=1, eval_interval=1)
+    adamw, muon = nb.make_optimizers(model, tc)
+    grouped = [id(p) for opt in (adamw, muon) for g in opt.param_groups for p in g["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in model.parameters())  # each once, the tied matrix too
+    names = {id(p): n for n, p in model.named_parameters()}
+    in_muon = {names[id(p)] for p in muon.param_groups[0]["params"]}
+    assert in_muon == {f"transformer.h.{i}.{m}.weight" for i in range(2)
+                       for m in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")}
+    decayed, not_decayed = ({names[id(p)] for p in g["params"]} for g in adamw.param_groups)
+    assert decayed == {"transformer.wte.weight", "transformer.wpe.weight"}  # the head is the tied wte
+    assert all(p.dim() == 1 for g in adamw.param_groups[1:] for p in g["params"])
+    assert adamw.param_groups[0]["weight_decay"] == 0.1 and adamw.param_groups[1]["weight_decay"] == 0.0
+    assert not_decayed and all(n.endswith(("bias", "ln_1.weight", "ln_2.weight", "ln_f.weight")) for n in not_decayed)
+
+
+def test_adamw_alone_takes_every_parameter(nb):
+    model = nb.GPT(nb.GPTConfig(block_size=16, vocab_size=65, n_layer=1, n_head=2, n_embd=32))
+    tc = nb.TrainConfig(max_iters=1, batch_size=1, lr=1e-3, min_lr=1e-4, warmup_iters=1, eval_interval=1,
+                        optimizer="adamw")
+    (adamw,) = nb.make_optimizers(model, tc)
+    assert sum(len(g["params"]) for g in adamw.param_groups) == len(list(model.parameters()))
+    with pytest.raises(ValueError, match="'sgd'"):
+        nb.make_optimizers(model, nb.TrainConfig(**{**tc.__dict__, "optimizer": "sgd"}))
+
+
+def test_the_schedule_scales_both_optimizers_alike(nb, data, monkeypatch):
+    seen = []
+    for cls in (torch.optim.AdamW, torch.optim.Muon):
+        def step(self, *args, _step=cls.step, **kwargs):
+            seen.append((type(self).__name__, [g["lr"] / g["peak_lr"] for g in self.param_groups]))
+            return _step(self, *args, **kwargs)
+        monkeypatch.setattr(cls, "step", step)
+    small_run(nb, data, max_iters=10, eval_interval=10)
+    tc = nb.TrainConfig(max_iters=10, batch_size=8, lr=3e-3, min_lr=3e-4, warmup_iters=5, eval_interval=10)
+    assert [name for name, _ in seen] == ["AdamW", "Muon"] * 10
+    for it in range(10):
+        for _, scales in seen[2 * it : 2 * it + 2]:
+            assert scales == pytest.approx([nb.lr_at(it, tc) / tc.lr] * len(scales))
+
+
+def test_muon_beats_adamw_on_the_same_short_run(nb, data):
+    _, muon = small_run(nb, data, max_iters=60, eval_interval=60)
+    _, adamw = small_run(nb, data, max_iters=60, eval_interval=60, optimizer="adamw")
+    assert muon["best_val_loss"] < adamw["best_val_loss"]

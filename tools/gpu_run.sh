@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Run on the GPU machine (issue 6), from the repository root, with .whl/ (tools/fetch_gpu_wheels.sh) and
-# data/input.txt carried along. Everything it makes lands in $OUT (default /tmp/gpu_out):
-#   tools/gpu_run.sh notebook   the whole notebook, PROFILE=gpu (target: at most 6 minutes), results and figures
-#   tools/gpu_run.sh bench      bench/bench.py on the GPU (a second call: one call may run at most 10 minutes)
+# The reported run, on a GPU machine without a package registry: run from the repository root with .whl/
+# (tools/fetch_gpu_wheels.sh) and data/input.txt carried along. What it makes lands in $OUT (default /tmp/gpu_out):
+#   tools/gpu_run.sh notebook   the whole notebook, PROFILE=gpu: run.tar holds the finalized notebook,
+#                               results/gpu.json and figures/*_gpu.*; notebook.log the papermill log
+#   tools/gpu_run.sh bench      bench/bench.py on the GPU: bench/<machine>.json and bench.log
 # PROFILE=smoke tools/gpu_run.sh notebook rehearses the notebook part on a CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,15 +24,14 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > 
 
 case "$part" in
   notebook)
-    rm -rf "checkpoints"  # a run on record starts from scratch
+    rm -rf checkpoints  # a run on record starts from scratch
     start=$(date +%s)
-    python3 -m papermill assignment3.ipynb "$OUT/executed.ipynb" -p PROFILE "$PROFILE" --log-output \
+    python3 -m papermill assignment3.ipynb /tmp/executed.ipynb -p PROFILE "$PROFILE" --log-output \
       2>&1 | tee "$OUT/notebook.log"
     echo "papermill wall time: $(( $(date +%s) - start )) s" | tee -a "$OUT/notebook.log"
-    python3 tools/finalize_notebook.py assignment3.ipynb "$OUT/executed.ipynb" "$OUT/assignment3.ipynb"
-    mkdir -p "$OUT/results" "$OUT/figures"
-    cp "results/$PROFILE.json" "$OUT/results/"
-    cp figures/*_"$PROFILE".* "$OUT/figures/"
+    python3 tools/finalize_notebook.py assignment3.ipynb /tmp/executed.ipynb /tmp/assignment3.ipynb
+    cp /tmp/assignment3.ipynb assignment3.ipynb
+    tar -cf "$OUT/run.tar" assignment3.ipynb "results/$PROFILE.json" figures/*_"$PROFILE".*
     ;;
   bench)
     python3 bench/bench.py --no-markdown --out "$OUT/bench" 2>&1 | tee "$OUT/bench.log"
