@@ -208,26 +208,42 @@ def bits_per_char(nats: float) -> float:
     return nats / math.log(2)
 
 
-def training_record(history: dict, state: dict, device: torch.device, tokens_per_iter: int, **about) -> dict:
-    """What a training run reports: `about` (its configuration) plus results, speed and memory from its history.
-
-    Speed is measured after the first evaluation interval, which holds compile time and warm-up.
-    """
+def steady_ms_per_iter(history: dict) -> float | None:
+    """Training milliseconds per iteration after the first evaluation interval (which holds compilation and
+    warm-up); None with fewer than three evaluations."""
     steady = history["iter"][1:]
-    if len(steady) >= 2:
-        ms_per_iter = 1000 * (history["train_time_s"][-1] - history["train_time_s"][1]) / (steady[-1] - steady[0])
-    else:
-        ms_per_iter = 1000 * state["train_time_s"] / max(1, history["iter"][-1])
+    if len(steady) < 2:
+        return None
+    return 1000 * (history["train_time_s"][-1] - history["train_time_s"][1]) / (steady[-1] - steady[0])
+
+
+def steady_train_times(history: dict) -> list[float]:
+    """Training seconds at each evaluation, the first interval counted at the run's steady speed.
+
+    Compilation and warm-up fall in the first interval and depend on the compile cache (a second run of the same
+    model compiles from the cache), not on the run itself: runs are compared on this time axis.
+    """
+    ms = steady_ms_per_iter(history)
+    times = list(history["train_time_s"])
+    if ms is None:
+        return times
+    extra = max(0.0, times[1] - times[0] - (history["iter"][1] - history["iter"][0]) * ms / 1000)
+    return times[:1] + [t - extra for t in times[1:]]
+
+
+def best_val_within(history: dict, seconds: float) -> float:
+    """The best validation loss a run had measured within `seconds` of steady training time (steady_train_times)."""
+    return min(v for v, t in zip(history["val_loss"], steady_train_times(history)) if t <= seconds + 1e-9)
+
+
+def training_record(history: dict, state: dict, device: torch.device, tokens_per_iter: int, **about) -> dict:
+    """What a training run reports: `about` (its configuration) plus results, speed and memory from its history."""
+    ms_per_iter = steady_ms_per_iter(history) or 1000 * state["train_time_s"] / max(1, history["iter"][-1])
     return {**about, "best_val_loss": state["best_val"], "best_iter": state["best_iter"],
             "final_val_loss": history["val_loss"][-1], "iters_done": history["iter"][-1],
             "train_time_s": state["train_time_s"], "eval_time_s": state["eval_time_s"], "ms_per_iter": ms_per_iter,
             "tokens_per_s": tokens_per_iter / (ms_per_iter / 1000), "peak_memory_mb": peak_memory_mb(device),
             "stopped_early": state["stopped_early"], "history": history}
-
-
-def best_val_within(history: dict, seconds: float) -> float:
-    """The best validation loss a run had measured after `seconds` of training (its evaluations up to then)."""
-    return min(v for v, t in zip(history["val_loss"], history["train_time_s"]) if t <= seconds)
 
 
 @contextmanager
@@ -506,14 +522,14 @@ def plot_temperature_metrics(temps: list[float], metrics: dict[str, list[float]]
 
 
 def plot_loss_against_time(runs: dict[str, dict], title: str):
-    """Validation loss against training seconds (evaluation time excluded), one line per run's history."""
+    """Validation loss against steady training seconds (steady_train_times), one line per run's history."""
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, history in runs.items():
-        ax.plot(history["train_time_s"], history["val_loss"], marker="o", markersize=3, label=label)
+        ax.plot(steady_train_times(history), history["val_loss"], marker="o", markersize=3, label=label)
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(FormatStrFormatter("%.1f"))
     ax.yaxis.set_minor_formatter(FormatStrFormatter("%.1f"))
-    ax.set_xlabel("training time (s, evaluation excluded)")
+    ax.set_xlabel("training time (s; evaluation and compilation excluded)")
     ax.set_ylabel("validation loss (nats/char, log scale)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)

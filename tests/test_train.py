@@ -215,3 +215,14 @@ def test_muon_beats_adamw_on_the_same_short_run(nb, data):
     _, muon = small_run(nb, data, max_iters=60, eval_interval=60)
     _, adamw = small_run(nb, data, max_iters=60, eval_interval=60, optimizer="adamw")
     assert muon["best_val_loss"] < adamw["best_val_loss"]
+
+
+def test_equal_time_comparison_takes_compilation_out_of_the_first_interval():
+    # the first 500 iterations took 20 s, 10 s of them compilation: later ones run at 20 ms per iteration
+    history = {"iter": [0, 500, 1000, 1250], "val_loss": [4.2, 1.6, 1.48, 1.46],
+               "train_time_s": [0.0, 20.0, 30.0, 35.0]}
+    assert H.steady_ms_per_iter(history) == pytest.approx(20.0)
+    assert H.steady_train_times(history) == pytest.approx([0.0, 10.0, 20.0, 25.0])
+    assert H.best_val_within(history, 15.0) == 1.6 and H.best_val_within(history, 25.0) == 1.46
+    short = {"iter": [0, 10], "val_loss": [4.2, 3.0], "train_time_s": [0.0, 1.0]}  # too short to tell: unchanged
+    assert H.steady_train_times(short) == [0.0, 1.0] and H.steady_ms_per_iter(short) is None
