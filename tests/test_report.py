@@ -98,6 +98,26 @@ def test_placeholder_authors_warn_but_do_not_fail(tmp_path):
             assert report_build.build(None, tmp_path / "report.pdf").exists()
 
 
+def test_the_report_follows_the_profile_the_notebook_ran(monkeypatch, tmp_path):
+    monkeypatch.setattr(report_build, "ROOT", tmp_path)
+    (tmp_path / "results").mkdir()
+    for profile in ("cpu", "gpu"):
+        (tmp_path / "results" / f"{profile}.json").write_text("{}")
+    assert report_build.choose_profile(None) == "gpu"  # no executed notebook: the gpu results
+    (tmp_path / "assignment3.ipynb").write_text(json.dumps({"cells": [{"outputs": [
+        {"text": ["wrote results/cpu.json; the notebook took 494 s on a CPU\n"]}]}]}))
+    assert report_build.choose_profile(None) == "cpu"  # a cpu rerun of the notebook gets a cpu report
+    assert report_build.choose_profile("gpu") == "gpu"
+
+
+def test_committed_report_shows_the_committed_notebooks_run():
+    pypdf = pytest.importorskip("pypdf")
+    profile = report_build.notebook_profile()
+    assert profile is not None and report_build.choose_profile(None) == profile
+    cover = squash(pypdf.PdfReader(ROOT / "report" / "report.pdf").pages[0].extract_text())
+    assert f"results/{profile}.json" in cover
+
+
 def test_missing_results_are_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(report_build, "ROOT", tmp_path)
     with pytest.raises(FileNotFoundError, match="run the notebook"):
