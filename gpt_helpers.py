@@ -1,11 +1,14 @@
 """Everything in the character-level GPT notebook that is not the lesson (no model code lives here).
 
-In the notebook's order:
-- corpus: download, checksum, vocabulary, train/val split;
+Sections, in the order the notebook first uses them:
+- the machine: which device, profile and precision to use, the machine's name and bf16 flags, the code's commit;
+- files: atomic writes (a reader never sees a half-written file) and JSON;
+- corpus and vocabulary: download, checksum, characters <-> ids, train/val split, character counts;
 - dataset: `CharDataset`, (context, next-character) pairs for a `DataLoader`, batched without per-item Python;
-- evaluation: chunks that cover every position of a split exactly once, and text statistics for the samples;
-- the machine: which device, profile and precision to use, its name, peak memory;
-- checkpoints: atomic files an interrupted training run resumes from, refused when they belong to another run;
+- observing a layer: a forward hook that records what a module returns (the attention weights in (b) and (f));
+- training support: exact evaluation, the Muon optimiser, numerics, a progress bar, the run's state, checkpoints that
+  refuse another run or other code, and the record a run reports;
+- analysis: how a run ended, optimisers at equal time, what attention heads look at, text statistics of samples;
 - figures: one function per report figure, saved as PNG (notebook, README) and PDF (report);
 - notebook loading: `notebook_cells` runs the notebook's tagged cells as a module for the tests and benchmarks.
 """
@@ -13,36 +16,141 @@ In the notebook's order:
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 import os
 import platform
 import resource
+import subprocess
+import sys
 import tempfile
+import types
 import urllib.error
 import urllib.request
+import warnings
 from collections import Counter
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
+import torch.nn.functional as F
 from matplotlib.ticker import FormatStrFormatter
 from torch.utils.data import Dataset
 
 ROOT = Path(__file__).resolve().parent
 DATA_PATH = ROOT / "data" / "input.txt"
-FIGURES_DIR = ROOT / "figures"
 CORPUS_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 CORPUS_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 CORPUS_ENV = "TINYSHAKESPEARE_PATH"  # points at another copy of the corpus
 
 
-# --------------------------------------------------------------------------- corpus
+# --------------------------------------------------------------------------- the machine
 
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+GPU_MIN_CAPABILITY = (8, 0)  # bf16 tensor cores (Ampere and later); older GPUs only emulate bf16, slowly
+GPU_MIN_MEMORY_GB = 32  # a data-centre GPU: the gpu profile's larger model and budget assume one
+CPU_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}  # CPU instructions that multiply bf16 natively
+PRECISIONS = ("auto", "fp32", "bf16")
 
+
+def pick_device() -> torch.device:
+    """CUDA if there is a GPU, else Apple's MPS, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def choose_profile(requested: str, device: torch.device, profiles, gpu=None) -> tuple[str, str]:
+    """(profile, why): `requested` itself, or for "auto" the largest profile this machine finishes in its budget.
+
+    `gpu` holds the CUDA device's properties (name, major, minor, total_memory in bytes); by default they are read
+    from the device. "gpu" needs bf16 tensor cores and enough memory; any other GPU runs "cpu", on the GPU.
+    """
+    if requested != "auto":
+        if requested not in profiles:
+            raise ValueError(f"PROFILE={requested!r} is not one of {sorted(profiles)} or 'auto'")
+        return requested, "chosen by hand"
+    if device.type != "cuda":
+        return "cpu", f"no CUDA GPU ({device.type})"
+    gpu = gpu if gpu is not None else torch.cuda.get_device_properties(device)
+    capability, memory_gb = (gpu.major, gpu.minor), gpu.total_memory / 1e9
+    if capability < GPU_MIN_CAPABILITY:
+        return "cpu", (f"{gpu.name} has compute capability {gpu.major}.{gpu.minor}, no bf16 tensor cores "
+                       f"(the gpu profile needs {GPU_MIN_CAPABILITY[0]}.{GPU_MIN_CAPABILITY[1]})")
+    if memory_gb < GPU_MIN_MEMORY_GB:
+        return "cpu", f"{gpu.name} has {memory_gb:.0f} GB, the gpu profile needs {GPU_MIN_MEMORY_GB} GB"
+    return "gpu", f"{gpu.name}: bf16 tensor cores and {memory_gb:.0f} GB"
+
+
+def cpuinfo_field(name: str) -> str | None:
+    """The first `name : value` line of /proc/cpuinfo (Linux); None where there is no such file or line."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        return None
+    return next((line.partition(":")[2].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.split(":")[0].strip() == name), None)
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux); empty elsewhere."""
+    return set((cpuinfo_field("flags") or "").split())
+
+
+def auto_precision(device: torch.device, flags: set[str] | None = None, capability=None) -> str:
+    """"bf16" where the hardware computes bf16 matrix products natively, else "fp32". The one precision rule.
+
+    CUDA: compute capability 8.0 or later. CPU: AVX-512 BF16 or AMX instructions (without them bf16 is emulated and
+    runs many times slower than float32). `flags` and `capability` override what is read from the machine.
+    """
+    if device.type == "cuda":
+        capability = capability if capability is not None else torch.cuda.get_device_capability(device)
+        return "bf16" if tuple(capability) >= GPU_MIN_CAPABILITY else "fp32"
+    if device.type == "cpu":
+        flags = cpu_flags() if flags is None else flags
+        return "bf16" if flags & CPU_BF16_FLAGS else "fp32"
+    return "fp32"
+
+
+def resolve_precision(requested: str, device: torch.device) -> str:
+    """`requested` ("fp32" or "bf16"), or for "auto" what auto_precision gives this device."""
+    if requested not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {requested!r}")
+    return auto_precision(device) if requested == "auto" else requested
+
+
+def device_name(device: torch.device) -> str:
+    """The accelerator's or CPU's model name, read from the machine (CPU: with the thread count torch uses)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return f"Apple {platform.machine()} (MPS)"
+    name = cpuinfo_field("model name") or platform.processor() or platform.machine()
+    return f"{name} ({torch.get_num_threads()} threads)"
+
+
+def git_commit(folder: Path = ROOT) -> str | None:
+    """The commit checked out in `folder` (with "+dirty" if tracked files differ from it); None outside git."""
+    try:
+        run = dict(cwd=folder, capture_output=True, text=True)
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], **run)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], **run).stdout.strip()
+    except OSError:
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty else "") if head.returncode == 0 else None
+
+
+def hardware_record(device: torch.device, precision: str) -> dict:
+    """What a run records about its machine and code: device, CPU bf16 flags, torch, Python, precision, commit."""
+    return {"device": device_name(device), "device_type": device.type,
+            "cpu_bf16_flags": sorted(cpu_flags() & CPU_BF16_FLAGS), "torch": torch.__version__,
+            "python": platform.python_version(), "precision": precision, "commit": git_commit(Path.cwd())}
+
+
+# --------------------------------------------------------------------------- files
 
 @contextmanager
 def atomic_path(dest: Path):
@@ -65,6 +173,18 @@ def atomic_path(dest: Path):
             os.remove(tmp)
 
 
+def write_json(path: Path, data) -> None:
+    """Write `data` as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------- corpus and vocabulary
+
 def download_corpus(dest: Path = DATA_PATH, url: str = CORPUS_URL, sha256: str = CORPUS_SHA256) -> Path:
     """Download the corpus to `dest`; the file appears only once its checksum is verified."""
     with atomic_path(dest) as tmp:
@@ -83,12 +203,6 @@ def download_corpus(dest: Path = DATA_PATH, url: str = CORPUS_URL, sha256: str =
                 f"written to {dest}. Retry, or place a correct copy there by hand."
             )
     return Path(dest)
-
-
-def write_json(path: Path, data) -> None:
-    """Write `data` as indented JSON, atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=1) + "\n")
 
 
 def corpus_path() -> Path:
@@ -112,9 +226,6 @@ def load_text(path: Path | None = None, sha256: str = CORPUS_SHA256) -> str:
         )
     return path.read_text(encoding="utf-8")
 
-
-
-# --------------------------------------------------------------------------- vocabulary
 
 class Vocab:
     """Character vocabulary: the sorted distinct characters of a text, ids 0..len-1."""
@@ -148,6 +259,10 @@ def split_ids(ids: torch.Tensor, train_fraction: float = 0.9) -> tuple[torch.Ten
     n = int(train_fraction * len(ids))
     return ids[:n], ids[n:]
 
+
+def char_counts(text: str) -> list[tuple[str, int]]:
+    """(character, count), most frequent first."""
+    return Counter(text).most_common()
 
 
 # --------------------------------------------------------------------------- dataset
@@ -183,8 +298,24 @@ class CharDataset(Dataset):
         return list(zip(x.unbind(0), y.unbind(0)))
 
 
+# --------------------------------------------------------------------------- observing a layer
 
-# --------------------------------------------------------------------------- evaluation
+@contextmanager
+def recorded_output(module: torch.nn.Module):
+    """Inside the block, record["output"] holds what `module` returned on its latest call (a forward hook).
+
+    Observes a layer as it runs, without changing its code. On an attention layer's `attn_dropout` in eval mode
+    (dropout off, so output = input) it records the attention weights.
+    """
+    record = {}
+    handle = module.register_forward_hook(lambda mod, args, output: record.__setitem__("output", output.detach()))
+    try:
+        yield record
+    finally:
+        handle.remove()
+
+
+# --------------------------------------------------------------------------- training support
 
 def eval_chunks(ids: torch.Tensor, block_size: int, max_tokens: int | None = None) -> list[tuple[torch.Tensor, ...]]:
     """Non-overlapping (x, y) windows that predict every position of `ids` after the first exactly once.
@@ -204,156 +335,79 @@ def eval_chunks(ids: torch.Tensor, block_size: int, max_tokens: int | None = Non
     return batches
 
 
-def bits_per_char(nats: float) -> float:
-    return nats / math.log(2)
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, chunks, batch_size: int = 64, precision: str = "fp32") -> float:
+    """Exact mean cross-entropy (nats per character) over every target in `chunks` (from eval_chunks)."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for x, y in chunks:
+        for i in range(0, len(x), batch_size):
+            xb, yb = x[i : i + batch_size], y[i : i + batch_size]
+            with autocast(xb.device, precision):
+                logits, _ = model(xb)
+            total += F.cross_entropy(logits.float().flatten(0, 1), yb.flatten(), reduction="sum").double()
+            count += yb.numel()
+    model.train(was_training)
+    return float(total) / count
 
 
-def steady_ms_per_iter(history: dict) -> float | None:
-    """Training milliseconds per iteration after the first evaluation interval (which holds compilation and
-    warm-up); None with fewer than three evaluations."""
-    steady = history["iter"][1:]
-    if len(steady) < 2:
-        return None
-    return 1000 * (history["train_time_s"][-1] - history["train_time_s"][1]) / (steady[-1] - steady[0])
+NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # torch.optim.Muon's quintic Newton-Schulz iteration (Keller Jordan)
 
 
-def steady_train_times(history: dict) -> list[float]:
-    """Training seconds at each evaluation, the first interval counted at the run's steady speed.
+def newton_schulz(G: torch.Tensor, steps: int = 5, dtype: torch.dtype = torch.float32, eps: float = 1e-7):
+    """Approximately orthogonalise every matrix of G (n, rows, cols): U S V^T -> about U V^T, computed in `dtype`.
 
-    Compilation and warm-up fall in the first interval and depend on the compile cache (a second run of the same
-    model compiles from the cache), not on the run itself: runs are compared on this time axis.
+    torch.optim.Muon's iteration, batched: the matrices of one shape go through each step in one product.
     """
-    ms = steady_ms_per_iter(history)
-    times = list(history["train_time_s"])
-    if ms is None:
-        return times
-    extra = max(0.0, times[1] - times[0] - (history["iter"][1] - history["iter"][0]) * ms / 1000)
-    return times[:1] + [t - extra for t in times[1:]]
+    a, b, c = NS_COEFFICIENTS
+    X = G.to(dtype)
+    tall = G.size(-2) > G.size(-1)
+    if tall:
+        X = X.mT  # iterate on the smaller Gram matrix X X^T
+    X = X / X.norm(dim=(-2, -1), keepdim=True).clamp(min=eps)  # Frobenius norm 1: every singular value <= 1
+    for _ in range(steps):
+        A = X @ X.mT  # (n, r, r)
+        B = torch.baddbmm(A, A, A, beta=b, alpha=c)  # b A + c A^2
+        X = torch.baddbmm(X, B, X, beta=a)  # a X + B X
+    return X.mT if tall else X
 
 
-def best_val_within(history: dict, seconds: float) -> float:
-    """The best validation loss a run had measured within `seconds` of steady training time (steady_train_times)."""
-    return min(v for v, t in zip(history["val_loss"], steady_train_times(history)) if t <= seconds + 1e-9)
+class Muon(torch.optim.Optimizer):
+    """Muon for 2-D weight matrices, with torch.optim.Muon's update: Nesterov momentum, 5 Newton-Schulz steps,
+    the rate scaled by sqrt(max(1, rows/cols)), decoupled weight decay. The matrices of one shape (a tall one
+    transposed) are orthogonalised together, in `dtype`: bfloat16 where the hardware multiplies it natively, else
+    float32."""
 
+    def __init__(self, params, lr: float = 0.02, weight_decay: float = 0.0, momentum: float = 0.95,
+                 ns_steps: int = 5, dtype: torch.dtype = torch.float32):
+        super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum, ns_steps=ns_steps))
+        self.dtype = dtype
+        for p in (p for group in self.param_groups for p in group["params"]):
+            if p.dim() != 2:
+                raise ValueError(f"Muon takes 2-D weight matrices only, got a parameter of shape {tuple(p.shape)}; "
+                                 "give biases, gains and embeddings to AdamW")
 
-def training_record(history: dict, state: dict, device: torch.device, tokens_per_iter: int, **about) -> dict:
-    """What a training run reports: `about` (its configuration) plus results, speed and memory from its history."""
-    ms_per_iter = steady_ms_per_iter(history) or 1000 * state["train_time_s"] / max(1, history["iter"][-1])
-    return {**about, "best_val_loss": state["best_val"], "best_iter": state["best_iter"],
-            "final_val_loss": history["val_loss"][-1], "iters_done": history["iter"][-1],
-            "train_time_s": state["train_time_s"], "eval_time_s": state["eval_time_s"], "ms_per_iter": ms_per_iter,
-            "tokens_per_s": tokens_per_iter / (ms_per_iter / 1000), "peak_memory_mb": peak_memory_mb(device),
-            "stopped_early": state["stopped_early"], "history": history}
-
-
-@contextmanager
-def recorded_output(module: torch.nn.Module):
-    """Inside the block, record["output"] holds what `module` returned on its latest call (a forward hook).
-
-    Observes a layer as it runs, without changing its code: the notebook reads attention weights this way.
-    """
-    record = {}
-    handle = module.register_forward_hook(lambda mod, args, output: record.__setitem__("output", output.detach()))
-    try:
-        yield record
-    finally:
-        handle.remove()
-
-
-def attention_shares(weights: torch.Tensor, text: str) -> dict[str, list[float]]:
-    """Per head, the mean attention weight (over queries 1..T-1) on: the query itself, the previous character,
-    and the latest space or newline at or before the query (the start of the current word or line; the window's
-    first character before any)."""
-    T = len(text)
-    boundary = [max((s for s in range(t + 1) if text[s] in " \n"), default=0) for t in range(T)]
-    q = torch.arange(1, T)
-    w = weights.float().cpu()  # (n_head, T, T)
-    return {
-        "itself": w[:, q, q].mean(1).tolist(),
-        "previous character": w[:, q, q - 1].mean(1).tolist(),
-        "latest space or newline": w[:, q, torch.tensor(boundary)[1:]].mean(1).tolist(),
-    }
-
-
-def word_set(text: str) -> set[str]:
-    return set(text.split())
-
-
-def text_stats(sample: str, train_words: set[str], n: int = 4) -> dict[str, float]:
-    """How real and how repetitive a sample is: share of its words seen in training, distinct n-gram ratio."""
-    words = sample.split()
-    ngrams = [sample[i : i + n] for i in range(len(sample) - n + 1)]
-    return {
-        "known_word_share": sum(w in train_words for w in words) / len(words) if words else float("nan"),
-        f"distinct_{n}gram_ratio": len(set(ngrams)) / len(ngrams) if ngrams else float("nan"),
-    }
-
-
-def char_counts(text: str) -> list[tuple[str, int]]:
-    """(character, count), most frequent first."""
-    return Counter(text).most_common()
-
-
-
-# --------------------------------------------------------------------------- the machine
-
-GPU_MIN_CAPABILITY = (8, 0)  # bf16 tensor cores (Ampere and later); older GPUs only emulate bf16, slowly
-GPU_MIN_MEMORY_GB = 32  # a data-centre GPU: the gpu profile's larger model and budget assume one
-
-
-def pick_device() -> torch.device:
-    """CUDA if there is a GPU, else Apple's MPS, else the CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def choose_profile(requested: str, device: torch.device, profiles, gpu=None) -> tuple[str, str]:
-    """(profile, why): `requested` itself, or for "auto" the largest profile this machine finishes in its budget.
-
-    `gpu` holds the CUDA device's properties (name, major, minor, total_memory in bytes); by default they are read
-    from the device. "gpu" needs bf16 tensor cores and enough memory; any other GPU runs "cpu", on the GPU.
-    """
-    if requested != "auto":
-        if requested not in profiles:
-            raise ValueError(f"PROFILE={requested!r} is not one of {sorted(profiles)} or 'auto'")
-        return requested, "chosen by hand"
-    if device.type != "cuda":
-        return "cpu", f"no CUDA GPU ({device.type})"
-    gpu = gpu if gpu is not None else torch.cuda.get_device_properties(device)
-    capability, memory_gb = (gpu.major, gpu.minor), gpu.total_memory / 1e9
-    if capability < GPU_MIN_CAPABILITY:
-        return "cpu", (f"{gpu.name} has compute capability {gpu.major}.{gpu.minor}, no bf16 tensor cores "
-                       f"(the gpu profile needs {GPU_MIN_CAPABILITY[0]}.{GPU_MIN_CAPABILITY[1]})")
-    if memory_gb < GPU_MIN_MEMORY_GB:
-        return "cpu", f"{gpu.name} has {memory_gb:.0f} GB, the gpu profile needs {GPU_MIN_MEMORY_GB} GB"
-    return "gpu", f"{gpu.name}: bf16 tensor cores and {memory_gb:.0f} GB"
-
-
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags (Linux); empty where /proc/cpuinfo does not exist."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if not cpuinfo.exists():
-        return set()
-    line = next((x for x in cpuinfo.read_text().splitlines() if x.startswith("flags")), "")
-    return set(line.partition(":")[2].split())
-
-
-def auto_precision(device: torch.device, flags: set[str] | None = None, capability=None) -> str:
-    """"bf16" where the hardware computes bf16 matrix products natively, else "fp32". The one precision rule.
-
-    CUDA: compute capability 8.0 or later. CPU: AVX-512 BF16 or AMX instructions (without them bf16 costs extra
-    casts and runs slower than float32). `flags` and `capability` override what is read from the machine.
-    """
-    if device.type == "cuda":
-        capability = capability if capability is not None else torch.cuda.get_device_capability(device)
-        return "bf16" if tuple(capability) >= GPU_MIN_CAPABILITY else "fp32"
-    if device.type == "cpu":
-        flags = cpu_flags() if flags is None else flags
-        return "bf16" if flags & {"avx512_bf16", "amx_bf16"} else "fp32"
-    return "fp32"
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            lr, m = group["lr"], group["momentum"]
+            stacks = {}  # (short side, long side) -> [(parameter, its update, wide)]
+            for p in (p for p in group["params"] if p.grad is not None):
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.zeros_like(p)
+                buf = state["momentum_buffer"]
+                buf.lerp_(p.grad, 1 - m)  # as torch computes it: buf = m buf + (1 - m) g
+                update = p.grad.lerp(buf, m)  # Nesterov: (1 - m) g + m buf
+                wide = p.size(0) <= p.size(1)
+                stacks.setdefault(tuple(sorted(p.shape)), []).append((p, update if wide else update.mT, wide))
+            for params, updates, wide in (zip(*entries) for entries in stacks.values()):
+                ortho = newton_schulz(torch.stack(updates), group["ns_steps"], self.dtype).to(params[0].dtype)
+                scale = [lr * math.sqrt(max(1, p.size(0) / p.size(1))) for p in params]  # tall matrices: larger
+                steps = [-s * (o if w else o.mT) for s, o, w in zip(scale, ortho.unbind(0), wide)]
+                torch._foreach_mul_(params, 1 - lr * group["weight_decay"])
+                torch._foreach_add_(params, steps)
 
 
 def autocast(device: torch.device, precision: str):
@@ -382,22 +436,86 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # Linux reports KiB
 
 
-def device_name(device: torch.device) -> str:
-    """The accelerator's or CPU's model name, read from the machine (CPU: with the thread count torch uses)."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    if device.type == "mps":
-        return f"Apple {platform.machine()} (MPS)"
-    cpuinfo = Path("/proc/cpuinfo")
-    name = platform.processor() or platform.machine()
-    if cpuinfo.exists():
-        name = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                     if line.startswith("model name")), name)
-    return f"{name} ({torch.get_num_threads()} threads)"
+class _NotebookLine:
+    """Where a progress bar draws inside a notebook: one display output, replaced at every redraw, so the saved
+    notebook holds the bar's last state instead of a trail of carriage returns."""
+
+    encoding = "utf-8"  # tqdm draws its bar with Unicode blocks
+
+    def __init__(self):
+        from IPython.display import display
+
+        self.handle = display({"text/plain": ""}, raw=True, display_id=True)
+
+    def write(self, s: str) -> None:
+        if s.strip():
+            self.handle.update({"text/plain": s.strip("\r\n")}, raw=True)
+
+    def flush(self) -> None:
+        pass
 
 
+def in_notebook() -> bool:
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and hasattr(shell, "kernel")
 
-# --------------------------------------------------------------------------- checkpoints
+
+def progress(total: int, desc: str, initial: int = 0):
+    """A tqdm bar over a run's iterations: rate, time left, and the postfix set by the loop (the latest val loss).
+
+    In a notebook it draws on one updatable output line; elsewhere on stderr.
+    """
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, file=_NotebookLine() if in_notebook() else sys.stderr,
+                ncols=100, mininterval=1.0, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n}/{total} "
+                "[{elapsed} elapsed, {remaining} left, {rate_fmt}{postfix}]")
+
+
+@dataclass
+class RunState:
+    """A training run's progress. The training loop updates it; checkpoints save it (as a dict of its fields);
+    training_record reports it."""
+
+    iter: int = 0  # the latest evaluated iteration
+    best_val: float = math.inf
+    best_iter: int | None = None
+    best_weights: dict | None = None  # a copy of the model's state_dict at best_iter
+    train_time_s: float = 0.0  # optimisation only: evaluation excluded
+    eval_time_s: float = 0.0
+    stopped_early: str | None = None  # why training stopped before max_iters, if it did
+
+
+def _code_bytes(code: types.CodeType) -> bytes:
+    """A function's bytecode, constants (nested functions included) and names; line numbers and comments left out."""
+    consts = []
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            consts.append(_code_bytes(c))
+        else:
+            consts.append(repr(sorted(map(repr, c)) if isinstance(c, frozenset) else c).encode())
+    return code.co_code + b"|".join(consts) + repr(code.co_names).encode()
+
+
+def code_hash(*objects) -> str:
+    """A short hash of the code of `objects`: functions, classes, or models (the classes of their modules, PyTorch's
+    own left out). It changes when a line of code changes, not when a comment does."""
+    targets = []
+    for obj in objects:
+        if isinstance(obj, torch.nn.Module):
+            classes = {type(m) for m in obj.modules() if not type(m).__module__.startswith("torch.")}
+            targets += sorted(classes, key=lambda cls: cls.__qualname__)
+        else:
+            targets.append(obj)
+    digest = hashlib.sha256()
+    for target in targets:
+        functions = ([f for _, f in sorted(vars(target).items()) if inspect.isfunction(f)]
+                     if isinstance(target, type) else [target])
+        for f in functions:
+            digest.update(f.__qualname__.encode() + _code_bytes(f.__code__))
+    return digest.hexdigest()[:16]
+
 
 def dict_differences(there: dict, here: dict, prefix: str = "") -> list[str]:
     """Where two nested dicts differ, as 'key: value there, value here'."""
@@ -411,7 +529,8 @@ def dict_differences(there: dict, here: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def save_checkpoint(path: Path, fingerprint: dict, model, optimizers, batch_generator, history: dict, state: dict):
+def save_checkpoint(path: Path, fingerprint: dict, model, optimizers, batch_generator, history: dict,
+                    state: RunState):
     """Everything a training run needs to continue exactly: weights, optimiser states, random states, progress.
 
     Written atomically: an interrupted save leaves the previous checkpoint intact.
@@ -421,24 +540,33 @@ def save_checkpoint(path: Path, fingerprint: dict, model, optimizers, batch_gene
         rng["cuda"] = torch.cuda.get_rng_state(batch_generator.device)
     with atomic_path(path) as tmp:
         torch.save({"fingerprint": fingerprint, "model": model.state_dict(),
-                    "optimizers": [opt.state_dict() for opt in optimizers], "history": history, "state": state,
-                    "rng": rng}, tmp)
+                    "optimizers": [opt.state_dict() for opt in optimizers], "history": history,
+                    "state": dict(vars(state)), "rng": rng}, tmp)
 
 
-def load_checkpoint(path: Path, fingerprint: dict, device: torch.device) -> dict:
-    """Read a checkpoint (tensors only: no code runs on loading); refuse one written by another run."""
+def load_checkpoint(path: Path | None, fingerprint: dict, device: torch.device) -> dict | None:
+    """Read a checkpoint (tensors only: no code runs on loading); None if `path` is None or no such file exists.
+
+    Refuses (ValueError) a checkpoint written by another run: other configuration, data, seed or code.
+    """
+    if path is None or not Path(path).exists():
+        return None
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except Exception as err:
         raise ValueError(f"checkpoint {path} could not be read ({err}); delete it or pass resume=False") from err
-    differences = dict_differences(ckpt.get("fingerprint", {}), fingerprint)
+    there = ckpt.get("fingerprint", {})
+    differences = dict_differences({k: v for k, v in there.items() if k != "code"},
+                                   {k: v for k, v in fingerprint.items() if k != "code"})
+    if there.get("code") != fingerprint.get("code"):
+        differences.append("the model or training code has changed since it was written")
     if differences:
         raise ValueError(f"checkpoint {path} belongs to another run ({'; '.join(differences)}); "
                          "delete it to train from scratch, or pass resume=False")
     return ckpt
 
 
-def restore_checkpoint(ckpt: dict, model, optimizers, batch_generator) -> tuple[dict, dict]:
+def restore_checkpoint(ckpt: dict, model, optimizers, batch_generator) -> tuple[dict, RunState]:
     """Load a checkpoint's weights, optimiser and random states in place; returns its (history, state)."""
     model.load_state_dict(ckpt["model"])
     for opt, opt_state in zip(optimizers, ckpt["optimizers"], strict=True):
@@ -447,14 +575,119 @@ def restore_checkpoint(ckpt: dict, model, optimizers, batch_generator) -> tuple[
     batch_generator.set_state(ckpt["rng"]["batches"].cpu())
     if "cuda" in ckpt["rng"]:
         torch.cuda.set_rng_state(ckpt["rng"]["cuda"].cpu(), batch_generator.device)
-    return ckpt["history"], ckpt["state"]
+    return ckpt["history"], RunState(**ckpt["state"])
 
+
+def stop_at_nan(state: RunState, iteration: int) -> None:
+    """Record in `state` why training stops at a NaN or infinite loss, and warn."""
+    state.stopped_early = (f"the training loss became NaN or infinite by iteration {iteration}; training stopped, "
+                           f"the best weights (iteration {state.best_iter}) are kept. Lower the learning rate or "
+                           "check the data.")
+    warnings.warn(state.stopped_early, RuntimeWarning, stacklevel=3)
+
+
+def steady_ms_per_iter(history: dict) -> float | None:
+    """Training milliseconds per iteration after the first evaluation interval (which holds compilation and
+    warm-up); None with fewer than three evaluations."""
+    steady = history["iter"][1:]
+    if len(steady) < 2:
+        return None
+    return 1000 * (history["train_time_s"][-1] - history["train_time_s"][1]) / (steady[-1] - steady[0])
+
+
+def training_record(history: dict, state: RunState, device: torch.device, tokens_per_iter: int, **about) -> dict:
+    """What a training run reports: `about` (its configuration) plus results, speed and memory from its history."""
+    ms_per_iter = steady_ms_per_iter(history) or 1000 * state.train_time_s / max(1, history["iter"][-1])
+    return {**about, "best_val_loss": state.best_val, "best_iter": state.best_iter,
+            "final_val_loss": history["val_loss"][-1], "iters_done": history["iter"][-1],
+            "train_time_s": state.train_time_s, "eval_time_s": state.eval_time_s, "ms_per_iter": ms_per_iter,
+            "tokens_per_s": tokens_per_iter / (ms_per_iter / 1000), "peak_memory_mb": peak_memory_mb(device),
+            "stopped_early": state.stopped_early, "history": history}
+
+
+# --------------------------------------------------------------------------- analysis
+
+def how_it_ended(record: dict) -> str:
+    """How a run's validation loss ended, read from its history: "still improving" (best at the last evaluation:
+    under-trained) or "overfitting" (best before the end, then rising)."""
+    return "still improving" if record["best_iter"] == record["history"]["iter"][-1] else "overfitting"
+
+
+def describe_ending(record: dict) -> str:
+    """how_it_ended in words, with the iteration numbers and losses that show it."""
+    h = record["history"]
+    if how_it_ended(record) == "still improving":
+        drop = h["val_loss"][-2] - h["val_loss"][-1] if len(h["val_loss"]) > 1 else float("nan")
+        return (f"still improving at the end (its best validation loss comes at the last evaluation, iteration "
+                f"{h['iter'][-1]}, {drop:.3f} below the one before): under-trained")
+    b = h["iter"].index(record["best_iter"])
+    train_falls = h["train_loss"][-1] < h["train_loss"][b]
+    return (f"overfitting (its best validation loss comes at iteration {record['best_iter']} of {h['iter'][-1]}, "
+            f"then it rises to {record['final_val_loss']:.4f}"
+            + (f" while the train loss falls from {h['train_loss'][b]:.4f} to {h['train_loss'][-1]:.4f})"
+               if train_falls else ")"))
+
+
+def steady_train_times(history: dict) -> list[float]:
+    """Training seconds at each evaluation, the first interval counted at the run's steady speed.
+
+    Compilation and warm-up fall in the first interval and depend on the compile cache (a second run of the same
+    model compiles from the cache), not on the run itself: runs are compared on this time axis.
+    """
+    ms = steady_ms_per_iter(history)
+    times = list(history["train_time_s"])
+    if ms is None:
+        return times
+    extra = max(0.0, times[1] - times[0] - (history["iter"][1] - history["iter"][0]) * ms / 1000)
+    return times[:1] + [t - extra for t in times[1:]]
+
+
+def best_val_within(history: dict, seconds: float) -> float:
+    """The best validation loss a run had measured within `seconds` of steady training time (steady_train_times)."""
+    return min(v for v, t in zip(history["val_loss"], steady_train_times(history)) if t <= seconds + 1e-9)
+
+
+ATTENTION_TARGETS = ("itself", "previous character", "latest space or newline", "other earlier positions")
+
+
+def attention_shares(weights: torch.Tensor, text: str) -> dict[str, list[float]]:
+    """Per head, the mean attention weight (over queries 1..T-1) on four disjoint sets of keys that sum to 1: the
+    query itself, the previous character, the latest space or newline before that (the start of the current word
+    or line, when it is neither of the first two) and every other earlier position."""
+    T = len(text)
+    q = torch.arange(1, T)
+    boundary = torch.tensor([max((s for s in range(t + 1) if text[s] in " \n"), default=-1) for t in range(1, T)])
+    w = weights.float().cpu()  # (n_head, T, T)
+    own, prev = w[:, q, q], w[:, q, q - 1]
+    apart = (boundary >= 0) & (boundary < q - 1)  # a boundary that is neither the query nor its predecessor
+    word = torch.where(apart, w[:, q, boundary.clamp(min=0)], torch.zeros_like(own))
+    shares = [own.mean(1), prev.mean(1), word.mean(1)]
+    shares.append(1 - sum(shares))
+    return {name: s.tolist() for name, s in zip(ATTENTION_TARGETS, shares)}
+
+
+def word_set(text: str) -> set[str]:
+    return set(text.split())
+
+
+def text_stats(sample: str, train_words: set[str], n: int = 4) -> dict[str, float]:
+    """How real and how repetitive a sample is: share of its words seen in training, distinct n-gram ratio."""
+    words = sample.split()
+    ngrams = [sample[i : i + n] for i in range(len(sample) - n + 1)]
+    return {
+        "known_word_share": sum(w in train_words for w in words) / len(words) if words else float("nan"),
+        f"distinct_{n}gram_ratio": len(set(ngrams)) / len(ngrams) if ngrams else float("nan"),
+    }
+
+
+def bits_per_char(nats: float) -> float:
+    return nats / math.log(2)
 
 
 # --------------------------------------------------------------------------- figures
 
-def save_figure(fig, name: str, profile: str, directory: Path = FIGURES_DIR) -> Path:
-    """Save `fig` as figures/<name>_<profile>.png and .pdf; returns the PNG path."""
+def save_figure(fig, name: str, profile: str, directory: Path) -> Path:
+    """Save `fig` as <directory>/<name>_<profile>.png and .pdf; returns the PNG path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     stem = directory / f"{name}_{profile}"
@@ -465,6 +698,18 @@ def save_figure(fig, name: str, profile: str, directory: Path = FIGURES_DIR) -> 
 
 def _label(c: str) -> str:
     return {"\n": "\\n", " ": "␣"}.get(c, c)
+
+
+def _loss_axes(ax, xlabel: str, ylabel: str, title: str) -> None:
+    """The loss plots' common styling: log-scaled loss with plain tick labels, grid, legend."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%.1f"))
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.1f"))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
 
 
 def plot_char_frequencies(counts: list[tuple[str, int]]):
@@ -487,36 +732,9 @@ def plot_loss_curves(history: dict, title: str, best_iter: int | None = None):
     ax.plot(history["iter"], history["train_loss"], label="train (fixed subset)", color="tab:blue")
     ax.plot(history["iter"], history["val_loss"], label="validation (whole split)", color="tab:orange")
     if best_iter is not None:
-        i = history["iter"].index(best_iter)
-        v = history["val_loss"][i]
+        v = history["val_loss"][history["iter"].index(best_iter)]
         ax.scatter([best_iter], [v], color="black", zorder=3, label=f"best val {v:.4f} @ iter {best_iter}")
-    ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(FormatStrFormatter("%.1f"))
-    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.1f"))
-    ax.set_xlabel("training iteration")
-    ax.set_ylabel("cross-entropy loss (nats/char, log scale)")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    return fig
-
-
-def plot_temperature_metrics(temps: list[float], metrics: dict[str, list[float]]):
-    """One panel per metric against temperature (log x axis)."""
-    labels = {
-        "nll": "mean NLL under the model\n(nats/char)",
-        "known_word_share": "share of words that\noccur in training text",
-        "distinct_4gram_ratio": "distinct 4-gram ratio\n(1 = no repetition)",
-    }
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.4))
-    for ax, (key, values) in zip(axes, metrics.items()):
-        ax.plot(temps, values, marker="o")
-        ax.set_xscale("log")
-        ax.set_xlabel("sampling temperature τ (log scale)")
-        ax.set_ylabel(labels.get(key, key))
-        ax.grid(True, which="both", alpha=0.3)
-    fig.suptitle("What temperature does: low τ repeats itself, high τ invents words")
+    _loss_axes(ax, "training iteration", "cross-entropy loss (nats/char, log scale)", title)
     fig.tight_layout()
     return fig
 
@@ -526,14 +744,8 @@ def plot_loss_against_time(runs: dict[str, dict], title: str):
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, history in runs.items():
         ax.plot(steady_train_times(history), history["val_loss"], marker="o", markersize=3, label=label)
-    ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(FormatStrFormatter("%.1f"))
-    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.1f"))
-    ax.set_xlabel("training time (s; evaluation and compilation excluded)")
-    ax.set_ylabel("validation loss (nats/char, log scale)")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    _loss_axes(ax, "training time (s; evaluation and compilation excluded)", "validation loss (nats/char, log scale)",
+               title)
     fig.tight_layout()
     return fig
 
@@ -559,6 +771,26 @@ def plot_attention(weights: torch.Tensor, text: str, layer: int):
     fig.tight_layout()
     return fig
 
+
+def plot_temperature_metrics(temps: list[float], metrics: dict[str, list[float]]):
+    """One panel per metric against temperature (log x axis)."""
+    labels = {
+        "nll": "mean NLL under the model\n(nats/char)",
+        "known_word_share": "share of words that\noccur in training text",
+        "distinct_4gram_ratio": "distinct 4-gram ratio\n(1 = no repetition)",
+    }
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.4))
+    for ax, (key, values) in zip(axes, metrics.items()):
+        ax.plot(temps, values, marker="o")
+        ax.set_xscale("log")
+        ax.set_xlabel("sampling temperature τ (log scale)")
+        ax.set_ylabel(labels.get(key, key))
+        ax.grid(True, which="both", alpha=0.3)
+    fig.suptitle("What temperature does to a sample: its NLL, its spelling, its repetition")
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------- notebook loading
 
 def notebook_cells(*tags: str, notebook: Path = ROOT / "assignment3.ipynb", name: str = "notebook_cells"):
@@ -567,9 +799,6 @@ def notebook_cells(*tags: str, notebook: Path = ROOT / "assignment3.ipynb", name
     Tests and benchmarks load the model (`model`) and the training loop (`train`) this way, so the notebook
     stays their single source.
     """
-    import sys
-    import types
-
     cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
     module = types.ModuleType(name)
     sys.modules[name] = module  # dataclasses look their module up here
