@@ -1,15 +1,16 @@
 """Everything in the character-level GPT notebook that is not the lesson (no model code lives here).
 
-Sections, in the order the notebook first uses them:
+Sections, in the order the notebook first needs them (the figures, needed throughout, stand together near the end):
 - the machine: which device, profile and precision to use, the machine's name and bf16 flags, the code's commit;
 - files: atomic writes (a reader never sees a half-written file) and JSON;
 - corpus and vocabulary: download, checksum, characters <-> ids, train/val split, character counts;
 - dataset: `CharDataset`, (context, next-character) pairs for a `DataLoader`, batched without per-item Python;
 - observing a layer: a forward hook that records what a module returns (the attention weights in (b) and (f));
-- training support: exact evaluation, the Muon optimiser, numerics, a progress bar, the run's state, checkpoints that
-  refuse another run or other code, and the record a run reports;
+- training support: exact evaluation, the Muon optimiser and the optimiser groups, numerics, a progress bar,
+  the run's state, checkpoints that refuse another run or other code, and the record a run reports;
 - analysis: how a run ended, optimisers at equal time, what attention heads look at, text statistics of samples;
 - figures: one function per report figure, saved as PNG (notebook, README) and PDF (report);
+- reproduction: the compact record of a run a hand-in carries, and the table that compares a re-run with it;
 - notebook loading: `notebook_cells` runs the notebook's tagged cells as a module for the tests and benchmarks.
 """
 
@@ -410,6 +411,27 @@ class Muon(torch.optim.Optimizer):
                 torch._foreach_add_(params, steps)
 
 
+def make_optimizers(model: torch.nn.Module, config, precision: str) -> list[torch.optim.Optimizer]:
+    """For config.optimizer "muon": Muon for the 2-D weight matrices inside the blocks, AdamW for the rest
+    (embeddings and the tied head, gains, biases); for "adamw": AdamW for everything. `config` is a TrainConfig."""
+    if config.optimizer not in ("muon", "adamw"):
+        raise ValueError(f"optimizer must be 'muon' or 'adamw', got {config.optimizer!r}")
+    named = dict(model.named_parameters())  # the tied embedding and head appear once
+    in_blocks = [p for n, p in named.items() if n.startswith("transformer.h.") and p.dim() == 2]
+    hidden = in_blocks if config.optimizer == "muon" else []
+    rest = [p for p in named.values() if all(p is not q for q in hidden)]
+    groups = [{"params": [p for p in rest if p.dim() >= 2], "weight_decay": config.weight_decay},
+              {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0}]
+    betas, fused = (config.beta1, config.beta2), next(model.parameters()).is_cuda
+    optimizers = [torch.optim.AdamW(groups, lr=config.lr, betas=betas, fused=fused)]
+    if hidden:  # Newton-Schulz in bf16 only where the hardware multiplies bf16 natively
+        ns_dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        optimizers.append(Muon(hidden, lr=config.muon_lr, weight_decay=0.0, dtype=ns_dtype))
+    for group in (g for opt in optimizers for g in opt.param_groups):
+        group["peak_lr"] = group["lr"]  # the training loop's schedule scales every group's peak alike
+    return optimizers
+
+
 def autocast(device: torch.device, precision: str):
     """bf16 autocast for "bf16" (weights stay float32), nothing for "fp32"."""
     return torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
@@ -513,7 +535,7 @@ def code_hash(*objects) -> str:
         functions = ([f for _, f in sorted(vars(target).items()) if inspect.isfunction(f)]
                      if isinstance(target, type) else [target])
         for f in functions:
-            digest.update(f.__qualname__.encode() + _code_bytes(f.__code__))
+            digest.update(f.__name__.encode() + _code_bytes(f.__code__))
     return digest.hexdigest()[:16]
 
 
@@ -789,6 +811,100 @@ def plot_temperature_metrics(temps: list[float], metrics: dict[str, list[float]]
     fig.suptitle("What temperature does to a sample: its NLL, its spelling, its repetition")
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- reproduction
+
+LOSS_TOLERANCE = 0.01  # nats/char between runs of one profile, device type and precision (see the report)
+NOT_CODE_TAGS = {"parameters", "injected-parameters", "helpers", "reported"}  # cells that hold no code of the run
+
+
+def source_version(notebook: Path = Path("assignment3.ipynb"), helpers: Path = Path("gpt_helpers.py")) -> str | None:
+    """A short hash of the code a run executes: the notebook's code cells (not its parameters, nor the cells the
+    hand-in adds) and gpt_helpers.py. None if either file is missing (a notebook saved under another name)."""
+    if not (Path(notebook).exists() and Path(helpers).exists()):
+        return None
+    cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
+    code = ["".join(c["source"]) for c in cells
+            if c["cell_type"] == "code" and not NOT_CODE_TAGS & set(c["metadata"].get("tags", []))]
+    text = "\n# cell\n".join(code) + "\n# helpers\n" + Path(helpers).read_text(encoding="utf-8")
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+RUN_FIELDS = ("n_params", "best_val_loss", "best_iter", "final_val_loss", "iters_done", "train_time_s", "ms_per_iter")
+
+
+def run_summary(results: dict) -> dict:
+    """The compact record of a notebook run (from its results/<profile>.json) that a hand-in carries."""
+    hw = results["hardware"]
+    return {"profile": results["profile"], "date": results.get("date"), "code_version": results.get("code_version"),
+            "machine": {k: hw.get(k) for k in ("device", "device_type", "precision", "torch", "cpu_bf16_flags")},
+            "runs": {name: {k: results[name][k] for k in RUN_FIELDS} | {"ended": how_it_ended(results[name])}
+                     for name in ("baseline", "adamw", "large") if name in results}}
+
+
+def reported_runs(results_dir: Path) -> dict[str, dict]:
+    """{profile: run_summary} of the results files in `results_dir`, as they are before this run writes its own."""
+    out = {}
+    for path in sorted(Path(results_dir).glob("*.json")):
+        try:
+            out[path.stem] = run_summary(json.loads(path.read_text(encoding="utf-8")))
+        except (KeyError, ValueError):
+            continue  # a results file of an older format: nothing to compare with
+    return out
+
+
+def _machine_text(summary: dict) -> str:
+    m = summary["machine"]
+    return f"{m['device']}, {m['precision']}, profile {summary['profile']}"
+
+
+def reproduction_report(reported: dict | None, current: dict) -> str:
+    """Markdown: per training run, the reported value, this run's, the difference and a verdict."""
+    if reported is None:
+        return (f"**Nothing to compare with:** no run of profile {current['profile']} (or, for cpu and gpu, of the "
+                f"other of the two) was reported with this notebook (this run: {_machine_text(current)}).")
+    comparable = (reported["profile"] == current["profile"]
+                  and all(reported["machine"][k] == current["machine"][k] for k in ("device_type", "precision")))
+    same_code = reported.get("code_version") is not None and reported["code_version"] == current["code_version"]
+    lines = [f"Reported: {_machine_text(reported)} ({reported['date']}). This run: {_machine_text(current)}. "
+             + ("Same code. " if same_code else "**The reported run ran other code** (or its code is unknown). ")
+             + (f"Same profile, device type and precision: losses should agree within {LOSS_TOLERANCE} nats/char."
+                if comparable else "**Not comparable** number for number (another profile, device type or "
+                "precision): compare the curves' shape (how each run ended) and the ranking of the models.")]
+    for name in ("baseline", "adamw", "large"):
+        if name not in reported["runs"] or name not in current["runs"]:
+            continue
+        then, now = reported["runs"][name], current["runs"][name]
+        lines += [f"\n**{name}**\n", "| | reported | this run | difference | verdict |", "|---|---|---|---|---|"]
+        for key in ("best_val_loss", "final_val_loss"):
+            diff = now[key] - then[key]
+            verdict = (("reproduced" if abs(diff) <= LOSS_TOLERANCE else f"**differs** (tolerance {LOSS_TOLERANCE})")
+                       if comparable else "not comparable")
+            lines.append(f"| {key} | {then[key]:.4f} | {now[key]:.4f} | {diff:+.4f} | {verdict} |")
+        for key in ("n_params", "iters_done", "best_iter"):
+            verdict = ("reproduced" if then[key] == now[key] else "**differs**") if comparable else "not comparable"
+            lines.append(f"| {key} | {then[key]:,} | {now[key]:,} | {now[key] - then[key]:+,} | {verdict} |")
+        verdict = "same" if then["ended"] == now["ended"] else "**differs**"
+        lines.append(f"| how it ended | {then['ended']} | {now['ended']} | | {verdict} |")
+        for key in ("train_time_s", "ms_per_iter"):
+            lines.append(f"| {key} | {then[key]:.1f} | {now[key]:.1f} | {now[key] - then[key]:+.1f} | "
+                         "for information: timings depend on the machine |")
+    if all(name in r["runs"] for r in (reported, current) for name in ("baseline", "large")):
+        ranks = [r["runs"]["large"]["best_val_loss"] < r["runs"]["baseline"]["best_val_loss"]
+                 for r in (reported, current)]
+        yes = ["yes" if r else "no" for r in ranks]
+        lines.append(f"\nRanking: the larger model beats the baseline in the reported run: {yes[0]}; in this run: "
+                     f"{yes[1]} ({'same' if ranks[0] == ranks[1] else '**differs**'}).")
+    return "\n".join(lines)
+
+
+def pick_reported(reported: dict[str, dict], profile: str) -> dict | None:
+    """The reported run to compare with: the same profile's; for cpu and gpu, else the other one's."""
+    for candidate in (profile, *({"cpu", "gpu"} - {profile} if profile in ("cpu", "gpu") else ())):
+        if candidate in reported:
+            return reported[candidate]
+    return None
 
 
 # --------------------------------------------------------------------------- notebook loading

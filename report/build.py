@@ -22,7 +22,7 @@ def notebook_profile(notebook: Path | None = None) -> str | None:
     return found[-1] if found else None
 
 
-def choose_profile(profile: str | None) -> str:
+def report_profile(profile: str | None) -> str:
     """`profile`, else the one the notebook ran (so that report and notebook match), else gpu or cpu results."""
     if profile is None:
         profile = notebook_profile() or ("gpu" if (ROOT / "results" / "gpu.json").exists() else "cpu")
@@ -42,7 +42,7 @@ def build(profile: str | None = None, output: Path = ROOT / "report" / "report.p
     sys.path.insert(0, str(ROOT))
     import gpt_helpers as H
 
-    profile = choose_profile(profile)
+    profile = report_profile(profile)
     unfilled = placeholders()
     if unfilled:
         warnings.warn("\n" + "!" * 100 + "\nreport/authors.toml still holds placeholders; the cover page will show "

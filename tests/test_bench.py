@@ -1,4 +1,4 @@
-"""bench/bench.py --quick runs on the CPU and records sane numbers (no timing thresholds)."""
+"""bench/bench.py --quick runs on the CPU and records what it measures (no timing thresholds: speed is bench's)."""
 
 import json
 import math
@@ -10,18 +10,22 @@ from conftest import ROOT
 
 def test_quick_benchmark_runs_and_records_sane_numbers(tmp_path, corpus_text):
     subprocess.run([sys.executable, str(ROOT / "bench" / "bench.py"), "--quick", "--out", str(tmp_path)],
-                   check=True, cwd=ROOT, timeout=300)
+                   check=True, cwd=ROOT)
     (path,) = tmp_path.glob("*-quick.json")
     result = json.loads(path.read_text())
     assert result["quick"] and result["torch"] and result["machine"] and result["precision"] in ("fp32", "bf16")
     train = [r for r in result["rows"] if r["what"] == "train step"]
     sampling = [r for r in result["rows"] if r["what"] == "sampling"]
-    assert {r["variant"] for r in train} >= {"ours (manual attention)", "reference (fused attention)"}
-    assert all(0 < r["ms_per_iter"] < 60_000 and math.isfinite(r["tokens_per_s"]) for r in train)
+    steps = [r for r in result["rows"] if r["what"] == "optimizer step"]
+    assert {r["variant"] for r in train} >= {"ours (manual attention)", "reference (fused attention)",
+                                             "Muon (ours) + AdamW", "AdamW alone"}
+    assert all(r["ms_per_iter"] > 0 and math.isfinite(r["tokens_per_s"]) for r in train)
+    assert {r["variant"] for r in steps} >= {"Muon (ours) + AdamW", "AdamW alone"} and all(r["ms"] > 0 for r in steps)
+    assert set(result["muon_over_adamw_step"]) >= {"baseline, fp32", "large, fp32"}
     assert [r["batch"] for r in sampling] == [1, 6]  # one row per temperature of task (g)
     assert all(r["tokens_per_s"] > 0 for r in sampling)
     runs = result["optimizers"]["runs"]
-    assert set(runs) == {"ours (Muon + AdamW)", "AdamW, nanoGPT's recipe"}
+    assert set(runs) == {"Muon + AdamW (ours)", "AdamW alone"}
     for run in runs.values():
         assert run["best_val_loss"] == min(run["history"]["val_loss"]) and run["train_time_s"] > 0
 

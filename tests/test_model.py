@@ -116,3 +116,155 @@ def test_model_cells_touch_neither_data_nor_training():
     for name in ["GPTConfig", "CausalSelfAttention", "MLP", "Block", "GPT"]:
         assert hasattr(ns, name)
     assert not hasattr(ns, "text") and not hasattr(ns, "train")
+
+
+# ---- (c) and (d): MLP, Block and GPT.forward against a float64 reference written from the equations
+
+def ref_linear(x, layer):
+    return x @ layer.weight.T + (layer.bias if layer.bias is not None else 0)
+
+
+def ref_layernorm(x, ln, eps=1e-5):
+    mean = x.mean(-1, keepdim=True)
+    var = ((x - mean) ** 2).mean(-1, keepdim=True)  # biased variance, as LayerNorm
+    return (x - mean) / torch.sqrt(var + eps) * ln.weight + ln.bias
+
+
+def ref_gelu(x):
+    return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))  # the exact GELU, x * Phi(x)
+
+
+def ref_mlp(mlp, x):
+    """MLP(x) = W2 GELU(W1 x + b1) + b2."""
+    return ref_linear(ref_gelu(ref_linear(x, mlp.c_fc)), mlp.c_proj)
+
+
+def ref_attention(attn, x):
+    """softmax(Q K^T / sqrt(d_h) + M) V per head, heads concatenated, then the output projection."""
+    B, T, C = x.shape
+    d = C // attn.n_head
+    q, k, v = ref_linear(x, attn.c_attn).split(C, dim=2)
+    heads = []
+    for h in range(attn.n_head):
+        qh, kh, vh = (t[..., h * d : (h + 1) * d] for t in (q, k, v))
+        scores = qh @ kh.transpose(1, 2) / math.sqrt(d)
+        scores = scores + torch.triu(torch.full((T, T), -math.inf, dtype=x.dtype), diagonal=1)
+        weights = torch.exp(scores - scores.amax(-1, keepdim=True))
+        heads.append((weights / weights.sum(-1, keepdim=True)) @ vh)
+    return ref_linear(torch.cat(heads, dim=-1), attn.c_proj)
+
+
+def ref_block(block, x):
+    """Pre-LayerNorm block: x + Attn(LN1(x)), then + MLP(LN2(.))."""
+    x = x + ref_attention(block.attn, ref_layernorm(x, block.ln_1))
+    return x + ref_mlp(block.mlp, ref_layernorm(x, block.ln_2))
+
+
+def ref_gpt(model, idx):
+    """h0 = W_te[x] + W_pe[0..T-1]; the blocks; z = LN_f(h_L) W_te^T (the head tied to the token embedding)."""
+    wte, wpe = model.transformer.wte.weight, model.transformer.wpe.weight
+    h = wte[idx] + wpe[: idx.size(1)]
+    for block in model.transformer.h:
+        h = ref_block(block, h)
+    return ref_layernorm(h, model.transformer.ln_f) @ wte.T
+
+
+@pytest.fixture
+def random_gpt(nb):
+    """A float64 GPT in eval mode whose every weight is drawn at unit scale, so every term of the equations matters."""
+    torch.manual_seed(0)
+    model = nb.GPT(nb.GPTConfig(block_size=12, vocab_size=11, n_layer=2, n_head=3, n_embd=24)).double().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn_like(p) * (0.3 if p.dim() > 1 else 1.0))
+    return model
+
+
+def test_mlp_equals_the_reference(random_gpt):
+    mlp = random_gpt.transformer.h[0].mlp
+    x = torch.randn(2, 7, 24, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.allclose(mlp(x), ref_mlp(mlp, x), rtol=0, atol=1e-12)
+
+
+def test_block_equals_the_reference(random_gpt):
+    block = random_gpt.transformer.h[1]
+    x = torch.randn(2, 9, 24, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.allclose(block(x), ref_block(block, x), rtol=0, atol=1e-11)
+
+
+def test_gpt_forward_equals_the_reference_and_its_loss_is_the_mean_cross_entropy(random_gpt):
+    idx = torch.randint(0, 11, (3, 12))
+    targets = torch.randint(0, 11, (3, 12))
+    with torch.no_grad():
+        logits, loss = random_gpt(idx, targets)
+        expected = ref_gpt(random_gpt, idx)
+    assert torch.allclose(logits, expected, rtol=0, atol=1e-10)
+    log_probs = expected - torch.logsumexp(expected, dim=-1, keepdim=True)
+    nll = -log_probs.gather(-1, targets[..., None]).mean()
+    assert torch.allclose(loss, nll, rtol=0, atol=1e-12)
+
+
+def post_layernorm(model):
+    for b in model.transformer.h:
+        b.forward = lambda x, b=b: b.ln_2((h := b.ln_1(x + b.attn(x))) + b.mlp(h))
+
+
+def relu_mlp(model):
+    for b in model.transformer.h:
+        b.mlp.gelu = torch.nn.ReLU()
+
+
+def no_mlp_residual(model):
+    for b in model.transformer.h:
+        b.forward = lambda x, b=b: b.mlp(b.ln_2(x + b.attn(b.ln_1(x))))
+
+
+def no_attention_residual(model):
+    for b in model.transformer.h:
+        b.forward = lambda x, b=b: (h := b.attn(b.ln_1(x))) + b.mlp(b.ln_2(h))
+
+
+def skip_ln_f(model):
+    model.transformer.ln_f = torch.nn.Identity()
+
+
+def untied_head(model):
+    model.lm_head.weight = torch.nn.Parameter(torch.randn_like(model.lm_head.weight))
+
+
+@pytest.mark.parametrize("mutate", [post_layernorm, relu_mlp, no_mlp_residual, no_attention_residual, skip_ln_f,
+                                    untied_head])
+def test_the_reference_tells_common_mistakes_apart(random_gpt, mutate):
+    """The reference tests above would fail for these mistakes in (c) and (d)."""
+    idx = torch.randint(0, 11, (2, 12))
+    expected = ref_gpt(random_gpt, idx)  # the equations, on the intact model's weights
+    mutate(random_gpt)
+    with torch.no_grad():
+        assert not torch.allclose(random_gpt(idx)[0], expected, rtol=0, atol=1e-6)
+
+
+def test_dropout_is_active_in_training_and_off_in_eval(nb):
+    cfg = dict(block_size=16, vocab_size=65, n_layer=2, n_head=2, n_embd=32)
+    torch.manual_seed(0)
+    dropped = nb.GPT(nb.GPTConfig(**cfg, dropout=0.5))
+    plain = nb.GPT(nb.GPTConfig(**cfg, dropout=0.0))
+    plain.load_state_dict(dropped.state_dict())
+    idx = torch.randint(0, 65, (2, 16))
+    with torch.no_grad():
+        dropped.train()
+        a, b = dropped(idx)[0], dropped(idx)[0]
+        assert not torch.allclose(a, b)  # a fresh mask at every call
+        assert not torch.allclose(a, plain.eval()(idx)[0])
+        assert torch.equal(dropped.eval()(idx)[0], plain(idx)[0])  # eval: exactly the model without dropout
+
+
+def test_attention_dropout_zeroes_weights_and_rescales_the_rest(nb):
+    torch.manual_seed(0)
+    attn = nb.CausalSelfAttention(nb.GPTConfig(block_size=64, vocab_size=5, n_layer=1, n_head=4, n_embd=32,
+                                               dropout=0.25)).train()
+    with H.recorded_output(attn.attn_dropout) as seen, torch.no_grad():
+        attn(torch.randn(8, 64, 32))
+    kept = seen["output"][torch.tril(torch.ones(64, 64, dtype=torch.bool)).expand_as(seen["output"])]
+    assert abs((kept == 0).float().mean().item() - 0.25) < 0.02

@@ -26,7 +26,7 @@ def smoke_run(tmp_path_factory, corpus_text):
     folder = tmp_path_factory.mktemp("empty_folder")
     source = json.loads((ROOT / "assignment3.ipynb").read_text())
     (folder / "assignment3.ipynb").write_text(json.dumps(build_handin.self_contained(
-        source, (ROOT / "gpt_helpers.py").read_text())))
+        source, (ROOT / "gpt_helpers.py").read_text(), build_handin.reported_runs())))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TINYSHAKESPEARE_PATH", str(H.DATA_PATH))  # no network: the corpus comes from this copy
         mp.delenv("PYTHONPATH", raising=False)  # nothing of this repository is importable there
@@ -67,11 +67,16 @@ def test_figures_are_written_per_profile_as_png_and_pdf(smoke_run):
         assert {f"{stem}_smoke.png", f"{stem}_smoke.pdf"} <= names
 
 
-def test_saved_training_output_is_a_few_lines_per_run(smoke_run):
+def test_saved_training_output_is_a_few_lines_and_one_finished_progress_bar(smoke_run):
     cells = code_cells(json.loads((smoke_run / "executed.ipynb").read_text()))
     baseline = next(c for c in cells if 'build_and_train("baseline", P["baseline"])' in "".join(c["source"]))
     text = "".join("".join(o["text"]) for o in baseline["outputs"] if o["output_type"] == "stream")
     assert len(text.splitlines()) <= 10 and "\r" not in text
+    bars = [o for o in baseline["outputs"] if o["output_type"] == "display_data" and "baseline:" in
+            "".join(o["data"].get("text/plain", ""))]
+    assert len(bars) == 1 and set(bars[0]["data"]) == {"text/plain"}  # plain text: no widget to go missing
+    bar = "".join(bars[0]["data"]["text/plain"])
+    assert "100%" in bar and "40/40" in bar and "left" in bar and "val " in bar and "\r" not in bar
 
 
 def test_notebook_contains_no_fused_attention():
@@ -90,10 +95,23 @@ def test_committed_hand_in_is_the_committed_run_and_nothing_else():
     handin = json.loads((ROOT / "handin" / "assignment3.ipynb").read_text())
     source = json.loads((ROOT / "assignment3.ipynb").read_text())
     assert build_handin.embedded_helpers(handin) == (ROOT / "gpt_helpers.py").read_text()
-    others = [c for c in handin["cells"] if "helpers" not in c["metadata"].get("tags", [])]
+    others = [c for c in handin["cells"] if not {"helpers", "reported"} & set(c["metadata"].get("tags", []))]
     assert [c["source"] for c in code_cells({"cells": others})] == [c["source"] for c in code_cells(source)]
-    assert handin == build_handin.self_contained(source, (ROOT / "gpt_helpers.py").read_text())  # outputs too
+    reported = build_handin.reported_runs()
+    assert set(reported) == {results_profile()}  # the committed run, and only runs of this code
+    assert handin == build_handin.self_contained(source, (ROOT / "gpt_helpers.py").read_text(), reported)
     assert (ROOT / "handin" / "report.pdf").read_bytes() == (ROOT / "report" / "report.pdf").read_bytes()
+
+
+def results_profile():
+    """The profile of the committed notebook's run."""
+    return re.findall(r"wrote results/(\w+)\.json", (ROOT / "assignment3.ipynb").read_text())[-1]
+
+
+def test_smoke_run_ends_with_the_reproduction_section(smoke_run):
+    cells = code_cells(json.loads((smoke_run / "executed.ipynb").read_text()))
+    last = "".join("".join(o["data"]["text/markdown"]) for o in cells[-1]["outputs"] if "data" in o)
+    assert last.startswith("**Nothing to compare with:** no run of profile smoke")  # smoke is never reported
 
 
 def test_hand_in_build_refuses_an_unexecuted_notebook(tmp_path):

@@ -15,7 +15,7 @@ import build as report_build  # noqa: E402
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     pypdf = pytest.importorskip("pypdf")
-    profile = report_build.choose_profile(None)
+    profile = report_build.report_profile(None)
     with warnings.catch_warnings():  # the committed authors.toml holds placeholders: tested below
         warnings.simplefilter("ignore", UserWarning)
         pdf = report_build.build(profile, tmp_path_factory.mktemp("report") / "report.pdf")
@@ -103,17 +103,17 @@ def test_the_report_follows_the_profile_the_notebook_ran(monkeypatch, tmp_path):
     (tmp_path / "results").mkdir()
     for profile in ("cpu", "gpu"):
         (tmp_path / "results" / f"{profile}.json").write_text("{}")
-    assert report_build.choose_profile(None) == "gpu"  # no executed notebook: the gpu results
+    assert report_build.report_profile(None) == "gpu"  # no executed notebook: the gpu results
     (tmp_path / "assignment3.ipynb").write_text(json.dumps({"cells": [{"outputs": [
         {"text": ["wrote results/cpu.json; the notebook took 494 s on a CPU\n"]}]}]}))
-    assert report_build.choose_profile(None) == "cpu"  # a cpu rerun of the notebook gets a cpu report
-    assert report_build.choose_profile("gpu") == "gpu"
+    assert report_build.report_profile(None) == "cpu"  # a cpu rerun of the notebook gets a cpu report
+    assert report_build.report_profile("gpu") == "gpu"
 
 
 def test_committed_report_shows_the_committed_notebooks_run():
     pypdf = pytest.importorskip("pypdf")
     profile = report_build.notebook_profile()
-    assert profile is not None and report_build.choose_profile(None) == profile
+    assert profile is not None and report_build.report_profile(None) == profile
     cover = squash(pypdf.PdfReader(ROOT / "report" / "report.pdf").pages[0].extract_text())
     assert f"results/{profile}.json" in cover
 
@@ -121,4 +121,25 @@ def test_committed_report_shows_the_committed_notebooks_run():
 def test_missing_results_are_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(report_build, "ROOT", tmp_path)
     with pytest.raises(FileNotFoundError, match="run the notebook"):
-        report_build.choose_profile(None)
+        report_build.report_profile(None)
+
+
+def test_no_expression_swallows_the_punctuation_after_it():
+    """In Typst `#x;` (or `#f(x);`, `#(x);`) ends the expression at the `;` and drops it: write `#x\\;`."""
+    source = (ROOT / "report" / "report.typ").read_text()
+    expression = r"#(?:[A-Za-z_][\w.]*)?(?:\([^()]*(?:\([^()]*\)[^()]*)*\))?;"
+    assert not [line for line in source.splitlines() if re.search(expression, line)]
+
+
+def test_sentences_around_numbers_keep_their_punctuation(built):
+    _, pages, results = built
+    text = squash("\n".join(pages))
+    assert squash(f"PyTorch {results['hardware']['torch']};") in text
+    tc = results["baseline"]["train_config"]
+    assert squash(f"iteration {tc['max_iters']};") in text and squash(f"norm {tc['grad_clip']};") in text
+
+
+def test_the_cover_date_is_the_run_date(built):
+    _, pages, results = built
+    day, month, year = results["date"].split("-")[::-1]
+    assert f"{day}.{month}.{year}" in pages[0]
