@@ -133,8 +133,15 @@ def device_name(device: torch.device) -> str:
     return f"{name} ({torch.get_num_threads()} threads)"
 
 
+COMMIT_ENV = "RUN_COMMIT"  # names the commit where git cannot tell (a copy of the repository with a stale .git)
+
+
 def git_commit(folder: Path = ROOT) -> str | None:
-    """The commit checked out in `folder` (with "+dirty" if tracked files differ from it); None outside git."""
+    """The commit checked out in `folder` (with "+dirty" if tracked files differ from it); None outside git.
+
+    ${RUN_COMMIT} overrides it."""
+    if os.environ.get(COMMIT_ENV):
+        return os.environ[COMMIT_ENV]
     try:
         run = dict(cwd=folder, capture_output=True, text=True)
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], **run)

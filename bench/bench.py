@@ -139,7 +139,6 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small sizes on the CPU, a minute or two")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="folder for <machine>.json")
     parser.add_argument("--no-markdown", action="store_true", help="do not rewrite BENCHMARKS.md")
-    parser.add_argument("--commit", help="the commit measured, where git cannot tell (a copy of the repository)")
     parser.add_argument("--markdown-only", action="store_true",
                         help="measure nothing: rewrite BENCHMARKS.md from the result files (e.g. a GPU run's)")
     args = parser.parse_args(argv)
@@ -209,7 +208,7 @@ def main(argv=None):
     comparison = compare_optimizers(P["baseline"], P["adamw"]["max_iters"], device, data)
     result = {"machine": H.device_name(device), "device_type": device.type, "torch": torch.__version__,
               "cpu_bf16_flags": sorted(H.cpu_flags() & H.CPU_BF16_FLAGS), "muon_over_adamw_step": ratios,
-              "python": platform.python_version(), "commit": args.commit or H.git_commit(), "quick": args.quick,
+              "python": platform.python_version(), "commit": H.git_commit(), "quick": args.quick,
               "date": time.strftime("%Y-%m-%d"), "precision": precision, "profile": profile,
               "sample_model_params": nb.GPT(sample_cfg).n_params(), "rows": rows, "optimizers": comparison,
               "peak_memory_mb": H.peak_memory_mb(device)}
