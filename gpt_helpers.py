@@ -863,7 +863,7 @@ def reported_runs(results_dir: Path) -> dict[str, dict]:
 
 def _machine_text(summary: dict) -> str:
     m = summary["machine"]
-    return f"{m['device']}, {m['precision']}, profile {summary['profile']}"
+    return f"{m['device']}, {m['precision']}, profile {summary['profile']}, {summary['date'] or 'date not recorded'}"
 
 
 def reproduction_report(reported: dict | None, current: dict) -> str:
@@ -874,7 +874,8 @@ def reproduction_report(reported: dict | None, current: dict) -> str:
     comparable = (reported["profile"] == current["profile"]
                   and all(reported["machine"][k] == current["machine"][k] for k in ("device_type", "precision")))
     same_code = reported.get("code_version") is not None and reported["code_version"] == current["code_version"]
-    lines = [f"Reported: {_machine_text(reported)} ({reported['date']}). This run: {_machine_text(current)}. "
+    same_profile = reported["profile"] == current["profile"]
+    lines = [f"Reported: {_machine_text(reported)}. This run: {_machine_text(current)}. "
              + ("Same code. " if same_code else "**The reported run ran other code** (or its code is unknown). ")
              + (f"Same profile, device type and precision: losses should agree within {LOSS_TOLERANCE} nats/char."
                 if comparable else "**Not comparable** number for number (another profile, device type or "
@@ -889,8 +890,9 @@ def reproduction_report(reported: dict | None, current: dict) -> str:
             verdict = (("reproduced" if abs(diff) <= LOSS_TOLERANCE else f"**differs** (tolerance {LOSS_TOLERANCE})")
                        if comparable else "not comparable")
             lines.append(f"| {key} | {then[key]:.4f} | {now[key]:.4f} | {diff:+.4f} | {verdict} |")
-        for key in ("n_params", "iters_done", "best_iter"):
-            verdict = ("reproduced" if then[key] == now[key] else "**differs**") if comparable else "not comparable"
+        for key in ("n_params", "iters_done", "best_iter"):  # sizes compare within a profile, dynamics as losses
+            verdict = ("reproduced" if then[key] == now[key] else "**differs**") if (
+                comparable or same_profile and key != "best_iter") else "not comparable"
             lines.append(f"| {key} | {then[key]:,} | {now[key]:,} | {now[key] - then[key]:+,} | {verdict} |")
         verdict = "same" if then["ended"] == now["ended"] else "**differs**"
         lines.append(f"| how it ended | {then['ended']} | {now['ended']} | | {verdict} |")

@@ -63,7 +63,9 @@ def test_another_profile_or_precision_is_not_comparable(other):
     current = H.run_summary(results(**({} if other.get("profile") else other)))
     report = H.reproduction_report(reported, current)
     assert "**Not comparable**" in report
-    assert set(verdicts(report)["best_val_loss"]) == {"not comparable"}
+    assert set(verdicts(report)["best_val_loss"]) == set(verdicts(report)["best_iter"]) == {"not comparable"}
+    same_profile = "profile" not in other
+    assert set(verdicts(report)["n_params"]) == ({"reproduced"} if same_profile else {"not comparable"})
     assert verdicts(report)["how it ended"] == ["same"] * 3  # what still compares
 
 
