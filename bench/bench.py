@@ -265,8 +265,9 @@ def write_markdown(folder: Path, dest: Path = ROOT / "BENCHMARKS.md"):
         optimizer_rows = [row for row in r["rows"] if row["what"] == "optimizer step"]
         if optimizer_rows:
             parts.append("\n| optimiser step | precision | ms |\n|---|---|---|")
-            parts += [f"| {row['config']}: {row['variant']} | {row['precision']} | {row['ms']:.1f} |"
-                      for row in optimizer_rows]
+            parts += [f"| {row['config']}: {row['variant']}"
+                      + (" (casts to bf16 whatever the precision)" if row["variant"].startswith("torch.optim") else "")
+                      + f" | {row['precision']} | {row['ms']:.1f} |" for row in optimizer_rows]
         parts.append(f"\n| sampling ({r['sample_model_params']:,} parameters) | tokens/s |\n|---|---|")
         for row in r["rows"]:
             if row["what"] == "sampling":

@@ -134,7 +134,7 @@ def test_no_expression_swallows_the_punctuation_after_it():
 def test_sentences_around_numbers_keep_their_punctuation(built):
     _, pages, results = built
     text = squash("\n".join(pages))
-    assert squash(f"PyTorch {results['hardware']['torch']};") in text
+    assert squash(f"PyTorch {results['hardware']['torch']}, code of commit {results['hardware']['commit']};") in text
     tc = results["baseline"]["train_config"]
     assert squash(f"iteration {tc['max_iters']};") in text and squash(f"norm {tc['grad_clip']};") in text
 
