@@ -74,24 +74,25 @@ class RecordDtypes(TorchDispatchMode):
         return out
 
 
-def test_the_float32_path_runs_no_bf16_operation():
+def dtypes_of_one_step(dtype: torch.dtype) -> tuple[set, list]:
+    """The dtypes of every tensor one Muon step computes, and the parameters after it."""
     params = parameters()
-    opt = H.Muon(params, dtype=torch.float32)
+    opt = H.Muon(params, dtype=dtype)
     for p in params:
         p.grad = torch.randn(p.shape)
     with RecordDtypes() as seen:
         opt.step()
-    assert seen.dtypes == {torch.float32}
+    return seen.dtypes, params
+
+
+def test_the_float32_path_runs_no_bf16_operation():
+    dtypes, _ = dtypes_of_one_step(torch.float32)
+    assert dtypes == {torch.float32}
 
 
 def test_the_bf16_path_orthogonalises_in_bf16():
-    params = parameters()
-    opt = H.Muon(params, dtype=torch.bfloat16)
-    for p in params:
-        p.grad = torch.randn(p.shape)
-    with RecordDtypes() as seen:
-        opt.step()
-    assert torch.bfloat16 in seen.dtypes and all(p.dtype == torch.float32 for p in params)
+    dtypes, params = dtypes_of_one_step(torch.bfloat16)
+    assert torch.bfloat16 in dtypes and all(p.dtype == torch.float32 for p in params)
 
 
 def test_batched_equals_one_matrix_at_a_time():
