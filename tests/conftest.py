@@ -1,4 +1,4 @@
-"""Shared fixtures: the model and training code are loaded from the notebook's tagged cells."""
+"""Shared fixtures: the graded classes and the training loop come from the notebook's tagged cells."""
 
 import sys
 from pathlib import Path
@@ -8,20 +8,23 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))  # the shared fused-attention reference
+sys.path.insert(0, str(ROOT / "tools"))  # notebook_cells, the hand-in builder
+sys.path.insert(0, str(ROOT / "bench"))  # the fused-attention reference
+
+from nbcode import notebook_cells  # noqa: E402
 
 import gpt_helpers as H  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def nb():
-    """The graded classes and the training loop, straight from the notebook."""
-    return H.notebook_cells("model", "train")
+    """GPTConfig, CausalSelfAttention, MLP, Block, GPT, TrainConfig, lr_factor and train, from the notebook."""
+    return notebook_cells("model", "train")
 
 
 @pytest.fixture(scope="session")
 def corpus_text() -> str:
-    """The verified corpus (downloaded to data/input.txt on first use, or placed there beforehand)."""
+    """The checksummed corpus (data/input.txt, placed there beforehand or downloaded on first use)."""
     return H.load_text()
 
 
@@ -37,7 +40,7 @@ def splits(corpus_text, vocab):
 
 @pytest.fixture
 def tiny_config(nb):
-    return nb.GPTConfig(block_size=16, vocab_size=65, n_layer=2, n_head=2, n_embd=32)
+    return nb.GPTConfig(vocab_size=65, block_size=16, n_block=2, n_head=2, n_embd=32, dropout=0.0)
 
 
 @pytest.fixture(autouse=True)

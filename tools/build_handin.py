@@ -2,56 +2,32 @@
 
     python tools/build_handin.py
 
-The hand-in notebook is assignment3.ipynb, outputs included, with two hidden cells added before the helper module is
-first imported: a `%%writefile gpt_helpers.py` cell holding that module's code verbatim, so the notebook runs alone
-in an empty folder (a TA has nothing else), and `REPORTED_RUNS`, the compact record (H.run_summary) of each
-results/<profile>.json made by this very code, which the notebook's last section compares a re-run with. Both are
-generated, never edited: gpt_helpers.py and results/ stay the one source.
+The hand-in notebook is assignment3.ipynb, outputs included, with one hidden cell added before the helper module is
+first imported: `%%writefile gpt_helpers.py` and that module's code verbatim, so that the notebook runs alone in an
+empty folder (a TA has nothing else). The cell is generated, never edited: gpt_helpers.py stays the one source.
 """
 
 import json
-import pprint
 import shutil
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-import gpt_helpers as H  # noqa: E402
-
 HELPERS_MAGIC = "%%writefile gpt_helpers.py\n"
 FILES = ("assignment3.ipynb", "report.pdf")
 
 
-def lines(text: str) -> list[str]:
-    return text.splitlines(keepends=True)
-
-
-def reported_runs(root: Path = ROOT) -> dict[str, dict]:
-    """{profile: run summary} of the results files whose run executed the code now in root (same source version)."""
-    version = H.source_version(root / "assignment3.ipynb", root / "gpt_helpers.py")
-    return {profile: summary for profile, summary in H.reported_runs(root / "results").items()
-            if summary["code_version"] == version}
-
-
-def self_contained(nb: dict, helpers_source: str, reported: dict[str, dict]) -> dict:
-    """`nb` with the helper module written by a cell of its own and the reported runs in another, both placed
-    before the first `import gpt_helpers`."""
+def self_contained(nb: dict, helpers_source: str) -> dict:
+    """`nb` with a hidden cell that writes the helper module, placed before the first `import gpt_helpers`."""
     first_use = next(i for i, c in enumerate(nb["cells"])
                      if c["cell_type"] == "code" and "import gpt_helpers" in "".join(c["source"]))
-    label = {"id": "helpers-label", "cell_type": "markdown", "metadata": {}, "source": lines(
-        "**The helper module** (`gpt_helpers.py`: corpus, dataset, evaluation, checkpoints, figures; no model "
-        "code). The hidden cell below holds its code, generated from the project's file: running it writes "
-        "`gpt_helpers.py` next to this notebook, so that the notebook runs on its own. Expand it to read the code.")}
+    label = {"id": "helpers-label", "cell_type": "markdown", "metadata": {}, "source": [
+        "**The helper module** `gpt_helpers.py` (corpus, dataset, evaluation, figures, the Muon optimiser; no model "
+        "code). The hidden cell below holds its code: running it writes the file next to this notebook, so that the "
+        "notebook runs on its own. Expand it to read the code."]}
     code = {"id": "helpers-code", "cell_type": "code", "execution_count": None, "outputs": [],
             "metadata": {"jupyter": {"source_hidden": True}, "tags": ["helpers"]},
-            "source": lines(HELPERS_MAGIC + helpers_source)}
-    runs = {"id": "reported-runs", "cell_type": "code", "execution_count": None, "outputs": [],
-            "metadata": {"jupyter": {"source_hidden": True}, "tags": ["reported"]}, "source": lines(
-                "# The runs reported in the PDF (made by this notebook's code), for the reproduction check at the\n"
-                "# end; generated from results/<profile>.json by tools/build_handin.py\n"
-                f"REPORTED_RUNS = {pprint.pformat(reported, width=110, sort_dicts=False)}\n")}
-    return {**nb, "cells": nb["cells"][:first_use] + [label, code, runs] + nb["cells"][first_use:]}
+            "source": (HELPERS_MAGIC + helpers_source).splitlines(keepends=True)}
+    return {**nb, "cells": nb["cells"][:first_use] + [label, code] + nb["cells"][first_use:]}
 
 
 def embedded_helpers(nb: dict) -> str:
@@ -74,15 +50,13 @@ def build(root: Path = ROOT, dest: Path | None = None) -> Path:
     report = root / "report" / "report.pdf"
     if not report.exists():
         raise SystemExit(f"{report} is missing: run python report/build.py first")
-    handin = self_contained(nb, (root / "gpt_helpers.py").read_text(encoding="utf-8"), reported_runs(root))
+    handin = self_contained(nb, (root / "gpt_helpers.py").read_text(encoding="utf-8"))
     dest.mkdir(exist_ok=True)
     extra = sorted({p.name for p in dest.iterdir()} - set(FILES))
     if extra:
         raise SystemExit(f"{dest} holds {', '.join(extra)}: only the two files to upload belong there; remove it")
-    with H.atomic_path(dest / FILES[0]) as tmp:
-        tmp.write_text(json.dumps(handin, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    with H.atomic_path(dest / FILES[1]) as tmp:
-        shutil.copyfile(report, tmp)
+    (dest / FILES[0]).write_text(json.dumps(handin, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    shutil.copyfile(report, dest / FILES[1])
     return dest
 
 

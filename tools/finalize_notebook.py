@@ -3,15 +3,12 @@
     python tools/finalize_notebook.py SOURCE.ipynb EXECUTED.ipynb DEST.ipynb
 
 Without the injected cell a later `papermill assignment3.ipynb assignment3.ipynb` (README) is not pinned to the
-profile of this run. Refuses (and writes nothing) when a code cell differs from SOURCE or a cell raised an error.
+parameters of this run. Refuses (and writes nothing) when a code cell differs from SOURCE or a cell raised an error.
 """
 
 import json
 import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import gpt_helpers as H  # noqa: E402
 
 
 def code_cells(nb: dict) -> list[str]:
@@ -19,15 +16,14 @@ def code_cells(nb: dict) -> list[str]:
 
 
 def finalize(source: Path, executed: Path, dest: Path) -> int:
-    ex = json.loads(executed.read_text(encoding="utf-8"))
+    ex = json.loads(Path(executed).read_text(encoding="utf-8"))
     ex["cells"] = [c for c in ex["cells"] if "injected-parameters" not in c["metadata"].get("tags", [])]
-    if code_cells(ex) != code_cells(json.loads(source.read_text(encoding="utf-8"))):
+    if code_cells(ex) != code_cells(json.loads(Path(source).read_text(encoding="utf-8"))):
         raise SystemExit(f"{executed}: its code cells differ from {source}; execute the current source notebook")
     errors = [o for c in ex["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     if errors:
         raise SystemExit(f"{executed}: a cell raised {errors[0].get('ename')}: {errors[0].get('evalue')}")
-    with H.atomic_path(dest) as tmp:
-        tmp.write_text(json.dumps(ex, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    Path(dest).write_text(json.dumps(ex, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return len(ex["cells"])
 
 
