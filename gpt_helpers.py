@@ -1,6 +1,5 @@
-"""Helpers for the character-level GPT notebook, in the order it needs them: corpus and vocabulary, dataset, the
-machine, evaluation and training support, Muon (our extra in (f)), looking inside the model, sample statistics,
-figures, the run's record. No model code: the graded classes live in the notebook."""
+"""Helpers for the character-level GPT notebook: corpus, dataset, evaluation, Muon, figures, the run's record.
+No model code: the graded classes live in the notebook."""
 
 import hashlib
 import importlib.util
@@ -24,7 +23,7 @@ CORPUS_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565e
 CORPUS_ENV = "TINYSHAKESPEARE_PATH"  # points at another copy of the corpus
 
 
-# --------------------------------------------------------------------------- corpus and vocabulary
+# --------------------------------------------------------------------------- corpus, vocabulary and dataset
 
 def download_corpus(dest: Path = DATA_PATH, url: str = CORPUS_URL, sha256: str = CORPUS_SHA256) -> Path:
     """Download the corpus to `dest`; the file appears there only once its checksum is verified."""
@@ -36,8 +35,7 @@ def download_corpus(dest: Path = DATA_PATH, url: str = CORPUS_URL, sha256: str =
     except OSError as err:  # no network, or no such file
         raise RuntimeError(f"could not download the corpus from {url} ({err}). Without internet, copy tiny shakespeare "
                            f"(SHA-256 {sha256}) to {dest} by hand, or set {CORPUS_ENV} to its path") from err
-    got = hashlib.sha256(part.read_bytes()).hexdigest()
-    if got != sha256:
+    if (got := hashlib.sha256(part.read_bytes()).hexdigest()) != sha256:
         part.unlink()
         raise ValueError(f"the file downloaded from {url} has SHA-256 {got}, expected {sha256}; nothing was written "
                          f"to {dest}. Retry, or place a correct copy there by hand")
@@ -48,14 +46,11 @@ def download_corpus(dest: Path = DATA_PATH, url: str = CORPUS_URL, sha256: str =
 def load_text(path: Path | None = None) -> str:
     """The checksummed corpus, from `path`, ${TINYSHAKESPEARE_PATH} or data/input.txt (downloaded when missing)."""
     path = Path(path or os.environ.get(CORPUS_ENV) or DATA_PATH)
-    if not path.exists():
-        if path != DATA_PATH:
-            raise FileNotFoundError(f"{path} does not exist: point {CORPUS_ENV} at a copy of the corpus, or unset it "
-                                    f"to download the corpus to {DATA_PATH}")
-        download_corpus(path)
-    data = path.read_bytes()
-    got = hashlib.sha256(data).hexdigest()
-    if got != CORPUS_SHA256:
+    if not path.exists() and path != DATA_PATH:
+        raise FileNotFoundError(f"{path} does not exist: point {CORPUS_ENV} at a copy of the corpus, or unset it to "
+                                f"download the corpus to {DATA_PATH}")
+    data = (path if path.exists() else download_corpus(path)).read_bytes()
+    if (got := hashlib.sha256(data).hexdigest()) != CORPUS_SHA256:
         raise ValueError(f"{path} has SHA-256 {got}, expected {CORPUS_SHA256} (tiny shakespeare): delete it to "
                          "download it again, or replace it with the right file")
     return data.decode("utf-8")
@@ -73,8 +68,7 @@ class Vocab:
 
     def encode(self, s: str) -> torch.Tensor:
         """int64 ids of `s`; characters outside the vocabulary are a ValueError that names them."""
-        unknown = sorted(set(s) - set(self.stoi))
-        if unknown:
+        if unknown := sorted(set(s) - set(self.stoi)):
             raise ValueError(f"characters {unknown} are not in the vocabulary of {len(self)} characters; use only "
                              "characters that occur in the training text")
         return torch.tensor([self.stoi[c] for c in s], dtype=torch.long)
@@ -90,8 +84,6 @@ def split_ids(ids: torch.Tensor, train_fraction: float = 0.9) -> tuple[torch.Ten
     n = int(train_fraction * len(ids))
     return ids[:n], ids[n:]
 
-
-# --------------------------------------------------------------------------- dataset
 
 class CharDataset(Dataset):
     """Item i is (x, y): `block_size` ids from position i, and the same window one character later (the targets)."""
@@ -111,13 +103,7 @@ class CharDataset(Dataset):
         return chunk[:-1], chunk[1:]
 
 
-def forever(loader):
-    """The loader's batches, epoch after epoch (each epoch reshuffled by the loader)."""
-    while True:
-        yield from loader
-
-
-# --------------------------------------------------------------------------- the machine
+# --------------------------------------------------------------------------- the machine and training support
 
 def profile_settings(profile: str, device: torch.device, capability=None, system: str = sys.platform):
     """(precision, compile) of a profile: float32 and eager for every profile but `gpu`, on any device. `gpu` needs
@@ -144,8 +130,6 @@ def sync(device: torch.device) -> None:
     """Wait for the device's queued work (CUDA and MPS run asynchronously), so that a host clock times it."""
     {"cuda": torch.cuda.synchronize, "mps": lambda: torch.mps.synchronize()}.get(device.type, lambda: None)()
 
-
-# --------------------------------------------------------------------------- evaluation and training support
 
 def eval_windows(ids: torch.Tensor, block_size: int, n_tokens: int | None = None) -> list[tuple[torch.Tensor, ...]]:
     """Non-overlapping (x, y) windows in which every position of `ids` after the first is a target once: the full
@@ -202,9 +186,7 @@ class _NotebookLine:
     encoding = "utf-8"  # tqdm draws its bar with Unicode blocks
 
     def __init__(self):
-        from IPython.display import display
-
-        self.handle = display({"text/plain": ""}, raw=True, display_id=True)
+        self.handle = sys.modules["IPython"].display.display({"text/plain": ""}, raw=True, display_id=True)
 
     def write(self, s: str) -> None:
         if s.strip():
@@ -216,7 +198,7 @@ class _NotebookLine:
 
 def progress(total: int, desc: str):
     """A tqdm bar with the time left and the loop's postfix; in a notebook on one output line, else on stderr."""
-    from tqdm import tqdm
+    from tqdm import tqdm  # imported here: only training needs it
 
     shell = sys.modules["IPython"].get_ipython() if "IPython" in sys.modules else None
     return tqdm(total=total, desc=desc, file=_NotebookLine() if hasattr(shell, "kernel") else sys.stderr, ncols=100,
@@ -242,21 +224,18 @@ def newton_schulz(G: torch.Tensor, steps: int = 5, dtype: torch.dtype = torch.fl
 
 
 class Muon(torch.optim.Optimizer):
-    """One optimiser: Muon for the parameter groups marked `use_muon` (2-D weight matrices), AdamW for the others.
-
-    Muon's update is torch.optim.Muon's: Nesterov momentum, five Newton-Schulz steps, the rate scaled by
-    sqrt(max(1, rows/cols)), decoupled weight decay. The matrices of one shape are orthogonalised together, in
-    `ns_dtype`: float32, or bfloat16 where the hardware multiplies it natively."""
+    """One optimiser: Muon for the parameter groups marked `use_muon` (2-D matrices), AdamW for the others. Muon's
+    update is torch.optim.Muon's (Nesterov momentum, 5 Newton-Schulz steps, the rate scaled by sqrt(max(1, rows/cols)),
+    decoupled weight decay), with the matrices of one shape orthogonalised together in `ns_dtype`."""
 
     def __init__(self, groups, lr: float = 1e-3, betas=(0.9, 0.99), eps: float = 1e-8, weight_decay: float = 0.0,
                  momentum: float = 0.95, ns_dtype: torch.dtype = torch.float32):
         super().__init__(groups, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum=momentum,
                                       use_muon=False))
         self.ns_dtype = ns_dtype
-        for p in (p for g in self.param_groups if g["use_muon"] for p in g["params"]):
-            if p.dim() != 2:
-                raise ValueError(f"Muon takes 2-D weight matrices only, got a parameter of shape {tuple(p.shape)}; "
-                                 "put biases, gains and embeddings in a group without use_muon (AdamW)")
+        if bad := [tuple(p.shape) for g in self.param_groups if g["use_muon"] for p in g["params"] if p.dim() != 2]:
+            raise ValueError(f"Muon takes 2-D weight matrices only, got a parameter of shape {bad[0]}; put biases, "
+                             "gains and embeddings in a group without use_muon (AdamW)")
 
     @torch.no_grad()
     def step(self):
@@ -336,10 +315,9 @@ class NoCausalMask(TorchFunctionMode):
 
 def save_figure(fig, name: str, profile: str, directory) -> None:
     """Save `fig` as <directory>/<name>_<profile>.png (notebook, README) and .pdf (report)."""
-    stem = Path(directory) / f"{name}_{profile}"
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(stem.with_suffix(".png"), dpi=150, bbox_inches="tight")
-    fig.savefig(stem.with_suffix(".pdf"), bbox_inches="tight")
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    for suffix in ("png", "pdf"):
+        fig.savefig(Path(directory) / f"{name}_{profile}.{suffix}", dpi=150, bbox_inches="tight")
 
 
 CHAR_LABELS = {"\n": "\\n", " ": "␣"}  # how a figure shows the invisible characters
@@ -361,19 +339,17 @@ LOSS_TICKS = (1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8, 1.9, 2.0, 2.2, 2.4, 2
 
 
 def plot_curves(curves: dict, xlabel: str, title: str, best: tuple | None = None, figsize=(7, 4)):
-    """Loss curves {label: (x, y)} on a log axis with labelled ticks every 0.1 nats near the lowest loss; `best` is
-    an (x, y) point to mark."""
+    """Loss curves {label: (x, y)} on a log axis labelled every 0.1 nats near the lowest loss; `best`: (x, y)."""
     fig, ax = plt.subplots(figsize=figsize)
     for label, (x, y) in curves.items():
         ax.plot(x, y, marker="o", markersize=2.5, label=label)
     if best is not None:
         ax.scatter(*best, color="black", zorder=3, label=f"best validation loss {best[1]:.4f}")
     low, high = 0.97 * min(min(y) for _, y in curves.values()), 1.03 * max(max(y) for _, y in curves.values())
-    ax.set_yscale("log")
-    ax.set_ylim(low, high)
-    ax.set_yticks([t for t in LOSS_TICKS if low <= t <= high], [f"{t:.1f}" for t in LOSS_TICKS if low <= t <= high])
+    ticks = [t for t in LOSS_TICKS if low <= t <= high]
+    ax.set(yscale="log", ylim=(low, high), xlabel=xlabel, ylabel="cross-entropy (nats per character)", title=title)
+    ax.set_yticks(ticks, [f"{t:.1f}" for t in ticks], minor=False)
     ax.minorticks_off()
-    ax.set(xlabel=xlabel, ylabel="cross-entropy (nats per character)", title=title)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -417,43 +393,8 @@ def plot_temperature_metrics(temperatures: list[float], metrics: dict[str, list[
     return fig
 
 
-# --------------------------------------------------------------------------- the run's record and its reproduction
-
-LOSS_TOLERANCE = 0.01  # nats/char: how far a re-run of the same profile may land from the reported losses
-
+# --------------------------------------------------------------------------- the run's record
 
 def write_json(path, data) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
-def reported_numbers(results: dict) -> dict:
-    """What a re-run must reproduce: the profile, device type and precision, and each training run's losses."""
-    runs = {k: v for k, v in results.items() if isinstance(v, dict) and "best_val_loss" in v}
-    for sweep in ("architecture_sweep", "lr_sweep"):
-        runs.update({f"{sweep}: {name}": run for name, run in results.get(sweep, {}).items()})
-    return {"profile": results["profile"], "device_type": results["machine"]["device_type"],
-            "precision": results["machine"]["precision"],
-            "runs": {name: {"best_val_loss": round(run["best_val_loss"], 4),
-                            "final_val_loss": round(run["history"]["val_loss"][-1], 4)} for name, run in runs.items()}}
-
-
-def reproduction_table(reported: dict, results: dict) -> str:
-    """Markdown: each run's reported losses beside this run's, with a verdict."""
-    now = reported_numbers(results)
-    if reported is None:
-        return "Nothing to compare: this notebook holds no reported run yet."
-    if reported["profile"] != now["profile"]:
-        return (f"Nothing to compare: the reported run used profile `{reported['profile']}`, this run "
-                f"`{now['profile']}`. Run the notebook with the reported profile to repeat its experiment.")
-    lines = [f"Reported: profile `{reported['profile']}` on a {reported['device_type']} in {reported['precision']}; "
-             f"this run: a {now['device_type']} in {now['precision']}. A loss is reproduced when it lies within "
-             f"{LOSS_TOLERANCE} nats/char of the reported one.\n", "| run | loss | reported | this run | difference | "
-             "verdict |", "|---|---|---|---|---|---|"]
-    for name, then in reported["runs"].items():
-        for key, reported_loss in then.items():
-            loss = now["runs"].get(name, {}).get(key, math.nan)
-            verdict = "reproduced" if abs(loss - reported_loss) <= LOSS_TOLERANCE else "**differs**"
-            lines.append(f"| {name} | {key} | {reported_loss:.4f} | {loss:.4f} | {loss - reported_loss:+.4f} | "
-                         f"{verdict} |")
-    return "\n".join(lines)

@@ -6,9 +6,9 @@ import json
 
 import pytest
 import set_reported
-from conftest import ROOT
+from conftest import ROOT, notebook_cells
 
-import gpt_helpers as H
+H = notebook_cells("reproduction", name="reproduction_cell")  # reported_numbers, reproduction_table
 
 
 def run(best, final):

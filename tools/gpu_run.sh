@@ -4,8 +4,7 @@
 #   tools/gpu_run.sh notebook   the whole notebook, PROFILE=gpu: run.tar holds the finalized notebook,
 #                               results/gpu.json and figures/*_gpu.*; notebook.log the papermill log
 #   tools/gpu_run.sh bench      bench/bench.py on the GPU: bench/<machine>.json and bench.log
-# PROFILE=smoke tools/gpu_run.sh notebook rehearses the notebook part on a CPU. Where the copy's .git is stale, set
-# RUN_COMMIT to the commit being run: results and bench record it.
+# PROFILE=smoke tools/gpu_run.sh notebook rehearses the notebook part on a CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?usage: tools/gpu_run.sh notebook|bench}
@@ -35,7 +34,7 @@ case "$part" in
     tar -cf "$OUT/run.tar" assignment3.ipynb "results/$PROFILE.json" figures/*_"$PROFILE".*
     ;;
   bench)
-    python3 bench/bench.py --no-markdown --out "$OUT/bench" 2>&1 | tee "$OUT/bench.log"  # reads RUN_COMMIT too
+    python3 bench/bench.py --out "$OUT/bench" 2>&1 | tee "$OUT/bench.log"
     ;;
   *) echo "unknown part '$part': use notebook or bench" >&2; exit 2 ;;
 esac

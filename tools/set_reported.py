@@ -14,16 +14,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from nbcode import cell_source  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from nbcode import cell_source, notebook_cells  # noqa: E402
 
-import gpt_helpers as H  # noqa: E402
-
-HEADER = "# The run reported in the PDF (written from its results file by tools/set_reported.py)\n"
+HEADER = "# The run the PDF reports: its profile, device, precision and losses, copied from its results file\n"
 
 
-def reported_cell(results: dict) -> str:
-    return HEADER + f"REPORTED = {pprint.pformat(H.reported_numbers(results), width=110, sort_dicts=False)}\n"
+def reported_cell(results: dict, notebook: Path = ROOT / "assignment3.ipynb") -> str:
+    """The `reported` cell's source: the notebook's own reported_numbers of `results`."""
+    numbers = notebook_cells("reproduction", notebook=notebook, name="reproduction_cell").reported_numbers(results)
+    return HEADER + f"REPORTED = {pprint.pformat(numbers, width=110, sort_dicts=False)}\n"
 
 
 def notebook_profile(nb: dict) -> str:
@@ -38,7 +38,7 @@ def set_reported(notebook: Path = ROOT / "assignment3.ipynb", results_dir: Path 
     if not results_path.exists():
         raise SystemExit(f"{results_path} does not exist: run the notebook first (README)")
     (cell,) = [c for c in nb["cells"] if "reported" in c["metadata"].get("tags", [])]
-    source = reported_cell(json.loads(results_path.read_text(encoding="utf-8")))
+    source = reported_cell(json.loads(results_path.read_text(encoding="utf-8")), notebook)
     if cell_source(cell) == source:
         return False
     cell["source"] = source.splitlines(keepends=True)
