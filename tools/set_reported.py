@@ -23,7 +23,7 @@ HEADER = "# The run the PDF reports: its profile, device, precision and losses, 
 def reported_cell(results: dict, notebook: Path = ROOT / "assignment3.ipynb") -> str:
     """The `reported` cell's source: the notebook's own reported_numbers of `results`."""
     numbers = notebook_cells("reproduction", notebook=notebook, name="reproduction_cell").reported_numbers(results)
-    return HEADER + f"REPORTED = {pprint.pformat(numbers, width=110, sort_dicts=False)}\n"
+    return HEADER + f"REPORTED = {pprint.pformat(numbers, width=110, sort_dicts=False)}"
 
 
 def notebook_profile(nb: dict) -> str:
