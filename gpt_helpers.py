@@ -335,8 +335,7 @@ def plot_char_frequencies(counts: list[tuple[str, int]]):
     return fig
 
 
-LOSS_TICKS = (1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8, 1.9, 2.0, 2.2, 2.4, 2.6, 2.8, 3.0, 3.5, 4.0, 4.5)
-
+LOSS_TICKS = (1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.2, 2.4, 2.6, 2.8, 3.0, 3.5, 4.0, 4.5)  # plus every 0.1 near the lowest
 
 def plot_curves(curves: dict, xlabel: str, title: str, best: tuple | None = None, figsize=(7, 4)):
     """Loss curves {label: (x, y)} on a log axis labelled every 0.1 nats near the lowest loss; `best`: (x, y)."""
@@ -344,13 +343,13 @@ def plot_curves(curves: dict, xlabel: str, title: str, best: tuple | None = None
     for label, (x, y) in curves.items():
         ax.plot(x, y, marker="o", markersize=2.5, label=label)
     if best is not None:
-        ax.scatter(*best, color="black", zorder=3, label=f"best validation loss {best[1]:.4f}")
-    low, high = 0.97 * min(min(y) for _, y in curves.values()), 1.03 * max(max(y) for _, y in curves.values())
-    ticks = [t for t in LOSS_TICKS if low <= t <= high]
+        ax.scatter(*best, color="black", zorder=3, label=f"lowest validation loss {best[1]:.4f} (fixed subset)")
+    lowest = min(min(y) for _, y in curves.values())
+    low, high = 0.97 * lowest, 1.03 * max(max(y) for _, y in curves.values())
+    fine = [round(0.1 * k, 1) for k in range(math.ceil(10 * low), math.floor(10 * lowest) + 6)]  # every 0.1 nats
+    ticks = sorted({t for t in (*LOSS_TICKS, *fine) if low <= t <= high})
     ax.set(yscale="log", ylim=(low, high), xlabel=xlabel, ylabel="cross-entropy (nats per character)", title=title)
-    ax.set_yticks(ticks, [f"{t:.1f}" for t in ticks], minor=False)
-    ax.minorticks_off()
-    ax.grid(True, alpha=0.3)
+    ax.set_yticks(ticks, [f"{t:.1f}" for t in ticks], minor=False), ax.minorticks_off(), ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -388,7 +387,7 @@ def plot_temperature_metrics(temperatures: list[float], metrics: dict[str, list[
         ax.set_xticks(range(len(temperatures)), [str(t) for t in temperatures])
         ax.set(xlabel="temperature τ", ylabel=labels.get(key, key))
         ax.grid(True, alpha=0.3)
-    fig.suptitle("Lower τ: likelier, better spelt, more repetitive text")
+    fig.suptitle("The samples at each temperature")
     fig.tight_layout()
     return fig
 
