@@ -330,12 +330,12 @@ def plot_char_frequencies(counts: list[tuple[str, int]]):
     ax.bar(range(len(chars)), [100 * k / sum(n) for k in n])
     ax.set_xticks(range(len(chars)), [CHAR_LABELS.get(c, c) for c in chars], fontsize=7)
     ax.set(xlabel="character (␣ = space, \\n = newline), most frequent first", ylabel="share of the corpus (%)",
-           yscale="log", title=f"{len(chars)} distinct characters; space, e, t, o and newline dominate")
+           yscale="log", title=f"The {len(chars)} distinct characters of the corpus")
     fig.tight_layout()
     return fig
 
 
-LOSS_TICKS = (1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.2, 2.4, 2.6, 2.8, 3.0, 3.5, 4.0, 4.5)  # plus every 0.1 near the lowest
+LOSS_TICKS = (1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.2, 2.4, 2.6, 2.8, 3.0, 3.2, 3.5, 4.0, 4.5)  # + every 0.1 near the lowest
 
 def plot_curves(curves: dict, xlabel: str, title: str, best: tuple | None = None, figsize=(7, 4)):
     """Loss curves {label: (x, y)} on a log axis labelled every 0.1 nats near the lowest loss; `best`: (x, y)."""
