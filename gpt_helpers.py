@@ -326,9 +326,9 @@ CHAR_LABELS = {"\n": "\\n", " ": "␣"}  # how a figure shows the invisible char
 def plot_char_frequencies(counts: list[tuple[str, int]]):
     """Share of each character, most frequent first (log scale: the rare ones stay visible)."""
     chars, n = zip(*counts)
-    fig, ax = plt.subplots(figsize=(10, 3))
+    fig, ax = plt.subplots(figsize=(6.5, 2.8))  # printed at this size in the report: 6.5-point labels
     ax.bar(range(len(chars)), [100 * k / sum(n) for k in n])
-    ax.set_xticks(range(len(chars)), [CHAR_LABELS.get(c, c) for c in chars], fontsize=7)
+    ax.set_xticks(range(len(chars)), [CHAR_LABELS.get(c, c) for c in chars], fontsize=6.5, family="monospace")
     ax.set(xlabel="character (␣ = space, \\n = newline), most frequent first", ylabel="share of the corpus (%)",
            yscale="log", title=f"The {len(chars)} distinct characters of the corpus")
     fig.tight_layout()

@@ -106,8 +106,14 @@ def test_get_optimizer_is_adamw_with_decay_on_matrices_and_embeddings_only(nb, t
 
 
 def test_a_width_not_divisible_by_the_heads_is_a_clear_error(nb):
+    model = nb.GPT(nb.GPTConfig(vocab_size=5, block_size=8, n_block=1, n_head=3, n_embd=10))
     with pytest.raises(ValueError, match="n_embd=10 must be divisible by n_head=3"):
-        nb.GPTConfig(vocab_size=5, n_head=3, n_embd=10)
+        model(torch.zeros(1, 4, dtype=torch.long))
+
+
+def test_gpt_config_is_the_given_dataclass_with_no_method_of_ours(nb):
+    ours = [name for name, value in vars(nb.GPTConfig).items() if callable(value) and not name.startswith("__")]
+    assert ours == [] and "__post_init__" not in vars(nb.GPTConfig)
 
 
 def test_a_sequence_longer_than_block_size_names_both_lengths(nb, tiny_config):
