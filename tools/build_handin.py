@@ -23,7 +23,9 @@ def self_contained(nb: dict, helpers_source: str) -> dict:
     label = {"id": "helpers-label", "cell_type": "markdown", "metadata": {}, "source": [
         "**The helper module** `gpt_helpers.py` (corpus, dataset, evaluation, figures, the Muon optimiser; no model "
         "code). The hidden cell below holds its code: running it writes the file next to this notebook, so that the "
-        "notebook runs on its own. Expand it to read the code."]}
+        "notebook runs on its own. Expand it to read the code. In the run whose outputs you see, the notebook ran in "
+        "its repository, where `gpt_helpers.py` was already in place with exactly this code; that is why this cell "
+        "shows no output of its own."]}
     code = {"id": "helpers-code", "cell_type": "code", "execution_count": None, "outputs": [],
             "metadata": {"jupyter": {"source_hidden": True}, "tags": ["helpers"]},
             "source": (HELPERS_MAGIC + helpers_source).splitlines(keepends=True)}
