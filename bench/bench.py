@@ -1,15 +1,15 @@
 """Benchmarks: our code against its references, side by side in one process.
 
-    python bench/bench.py            # this machine's profile (cpu, or gpu on a CUDA GPU with bf16 tensor cores)
+    python bench/bench.py            # this machine's profile: gpu on a CUDA GPU (it needs bf16 tensor cores), else cpu
     python bench/bench.py --quick    # small sizes on the CPU, a minute: checks that everything runs
 
-Training steps: the notebook's `train` itself (batches, forward, backward, clipping, the optimiser), milliseconds per
-iteration after the first, for the profile's baseline and larger model: our attention from primitives against the
-same model computing attention with PyTorch's fused kernel (bench/reference.py, never in the notebook), and AdamW
-from get_optimizer against our Muon. The Muon/AdamW ratio of the baseline is what the profile's Muon iterations are
-set from (equal training time in (f)). Optimiser steps: one step of each on random gradients. Sampling: new
-characters per second of GPT.sample for one prompt. Writes bench/results/<machine>.json and the tables in
-BENCHMARKS.md.
+Training steps: the notebook's `train` itself (batches, forward, backward, clipping, the optimiser), milliseconds
+per iteration after the first, for the profile's baseline and larger model: our attention from primitives against
+the same model computing attention with PyTorch's fused kernel (bench/reference.py, never in the notebook), and
+AdamW from get_optimizer against our Muon. The Muon/AdamW ratio of the baseline guides the profile's Muon iterations
+(equal training time in (f)); it varies by several percent from run to run on a small shared machine. Optimiser
+steps: one step of each on random gradients. Sampling: new characters per second of GPT.sample for one prompt.
+Writes bench/results/<machine>.json and the tables in BENCHMARKS.md.
 """
 
 import argparse
@@ -96,15 +96,14 @@ def time_sampling(sizes, device, new_tokens, repeats=3) -> float:
     return statistics.median(speeds)
 
 
-def machine() -> tuple[str, torch.device]:
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def machine(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device), device
     name = platform.processor() or platform.machine()
     if Path("/proc/cpuinfo").exists():
         lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
         name = next((line.split(":")[1].strip() for line in lines if line.startswith("model name")), name)
-    return f"{name}, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()} kernels", device
+    return f"{name}, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()} kernels"
 
 
 def main(argv=None):
@@ -115,9 +114,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.markdown_only:
         return write_markdown(args.out)
-    name, device = machine()
-    if args.quick:
-        name, device = machine()[0], torch.device("cpu")
+    device = torch.device("cuda" if torch.cuda.is_available() and not args.quick else "cpu")
+    name = machine(device)
     profile = "smoke" if args.quick else ("gpu" if device.type == "cuda" else "cpu")
     p = PROFILES[profile]
     precision, compiled = H.profile_settings(profile, device)

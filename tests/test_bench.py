@@ -8,7 +8,7 @@ import sys
 from conftest import ROOT
 
 
-def test_the_quick_benchmark_runs_and_records_sane_numbers(tmp_path, corpus_text):
+def test_the_quick_benchmark_runs_and_records_sane_numbers(tmp_path):
     subprocess.run([sys.executable, str(ROOT / "bench" / "bench.py"), "--quick", "--out", str(tmp_path)],
                    check=True, cwd=ROOT, capture_output=True)
     (path,) = tmp_path.glob("*-quick.json")
@@ -23,7 +23,6 @@ def test_the_quick_benchmark_runs_and_records_sane_numbers(tmp_path, corpus_text
 
 
 def test_benchmarks_md_is_written_from_the_full_results_only(tmp_path):
-    sys.path.insert(0, str(ROOT / "bench"))
     import bench
 
     row = {"what": "train step", "config": "cpu baseline", "variant": "ours, AdamW", "ms": 170.0, "tokens_per_s": 12047}

@@ -1,14 +1,10 @@
 """tools/finalize_notebook.py: what gets committed after a papermill run."""
 
 import json
-import sys
 
 import nbformat
 import pytest
-from conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "tools"))
-from finalize_notebook import finalize  # noqa: E402
+from finalize_notebook import finalize
 
 
 def write(path, cells):

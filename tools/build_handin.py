@@ -2,9 +2,10 @@
 
     python tools/build_handin.py
 
-The hand-in notebook is assignment3.ipynb, outputs included, with one hidden cell added before the helper module is
-first imported: `%%writefile gpt_helpers.py` and that module's code verbatim, so that the notebook runs alone in an
-empty folder (a TA has nothing else). The cell is generated, never edited: gpt_helpers.py stays the one source.
+The hand-in notebook is assignment3.ipynb, outputs included, with two cells added before the helper module is first
+imported: a short note, then a hidden cell holding `%%writefile gpt_helpers.py` and that module's code verbatim, so
+that the notebook runs alone in an empty folder (a TA has nothing else). The cell is generated, never edited:
+gpt_helpers.py stays the one source.
 """
 
 import json
@@ -17,7 +18,7 @@ FILES = ("assignment3.ipynb", "report.pdf")
 
 
 def self_contained(nb: dict, helpers_source: str) -> dict:
-    """`nb` with a hidden cell that writes the helper module, placed before the first `import gpt_helpers`."""
+    """`nb` with a note and a hidden cell that writes the helper module, before the first `import gpt_helpers`."""
     first_use = next(i for i, c in enumerate(nb["cells"])
                      if c["cell_type"] == "code" and "import gpt_helpers" in "".join(c["source"]))
     label = {"id": "helpers-label", "cell_type": "markdown", "metadata": {}, "source": [
