@@ -105,6 +105,24 @@ class CharDataset(Dataset):
 
 # --------------------------------------------------------------------------- the machine and training support
 
+def choose_profile(requested: str, profiles, on_record, device: torch.device, capability=None) -> tuple[str, str]:
+    """(profile, why) for PROFILE = `requested`. "auto" picks "gpu" on a CUDA GPU with bf16 tensor cores (compute
+    capability 8.0 or later) when the notebook carries a gpu run on record to compare with, and "cpu" elsewhere."""
+    if requested != "auto":
+        if requested not in profiles:
+            raise ValueError(f"PROFILE={requested!r} is not one of {['auto', *profiles]}: set one of them in the "
+                             "parameters cell")
+        return requested, "set in the parameters cell"
+    if device.type != "cuda":
+        return "cpu", f"no CUDA GPU here ({device.type}); the cpu profile runs on any device"
+    major, minor = capability or torch.cuda.get_device_capability(device)
+    if (major, minor) < (8, 0):
+        return "cpu", f"this GPU has compute capability {major}.{minor}, below the 8.0 that bf16 tensor cores need"
+    if "gpu" not in on_record:
+        return "cpu", "the notebook carries no gpu run on record to compare with yet"
+    return "gpu", f"a CUDA GPU with bf16 tensor cores (compute capability {major}.{minor})"
+
+
 def profile_settings(profile: str, device: torch.device, capability=None, system: str = sys.platform):
     """(precision, compile) of a profile: float32 and eager for every profile but `gpu`, on any device. `gpu` needs
     bf16 tensor cores (compute capability 8.0 or later) and compiles where Triton runs (Linux)."""
@@ -313,11 +331,23 @@ class NoCausalMask(TorchFunctionMode):
 
 # --------------------------------------------------------------------------- figures
 
+FIGURE_WIDTH = 6.5  # inches: the report places each figure at its own size on a text width of 16.6 cm
+# Applied inside each plotting function only (plt.rc_context), so a user's other plots keep their settings. The figures
+# are made at their printed size, so these are printed points: nothing smaller than 8.
+FIGURE_STYLE = {"font.size": 9, "axes.titlesize": 10, "figure.titlesize": 10, "axes.labelsize": 9,
+                "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 8}
+
+
 def save_figure(fig, name: str, profile: str, directory) -> None:
-    """Save `fig` as <directory>/<name>_<profile>.png (notebook, README) and .pdf (report)."""
+    """Save `fig` as <directory>/<name>_<profile>.png (notebook, README) and .pdf (report), at the figure's own size,
+    and the same bytes each time: no creation date in the PDF (the PNG carries none), and the layout fixed first."""
+    if fig.get_layout_engine() is not None:
+        for _ in range(5):  # constrained layout moves the axes a little less at each draw, never quite settling
+            fig.draw_without_rendering()
+        fig.set_layout_engine("none")  # keep this layout: every later draw, and so every save, is then the same
     Path(directory).mkdir(parents=True, exist_ok=True)
-    for suffix in ("png", "pdf"):
-        fig.savefig(Path(directory) / f"{name}_{profile}.{suffix}", dpi=150, bbox_inches="tight")
+    for suffix, metadata in (("png", {}), ("pdf", {"CreationDate": None})):
+        fig.savefig(Path(directory) / f"{name}_{profile}.{suffix}", dpi=150, metadata=metadata)
 
 
 CHAR_LABELS = {"\n": "\\n", " ": "␣"}  # how a figure shows the invisible characters
@@ -326,32 +356,39 @@ CHAR_LABELS = {"\n": "\\n", " ": "␣"}  # how a figure shows the invisible char
 def plot_char_frequencies(counts: list[tuple[str, int]]):
     """Share of each character, most frequent first (log scale: the rare ones stay visible)."""
     chars, n = zip(*counts)
-    fig, ax = plt.subplots(figsize=(6.5, 2.8))  # printed at this size in the report: 6.5-point labels
-    ax.bar(range(len(chars)), [100 * k / sum(n) for k in n])
-    ax.set_xticks(range(len(chars)), [CHAR_LABELS.get(c, c) for c in chars], fontsize=6.5, family="monospace")
-    ax.set(xlabel="character (␣ = space, \\n = newline), most frequent first", ylabel="share of the corpus (%)",
-           yscale="log", title=f"The {len(chars)} distinct characters of the corpus")
-    fig.tight_layout()
+    labels = [CHAR_LABELS.get(c, c) for c in chars]
+    with plt.rc_context(FIGURE_STYLE):
+        fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 3.0), layout="constrained")
+        ax.bar(range(len(chars)), [100 * k / sum(n) for k in n])
+        # every other label one line lower: 8-point characters need more room than one bar's width
+        ax.set_xticks(range(len(chars)), [("\n" if i % 2 else "") + label for i, label in enumerate(labels)],
+                      family="monospace")
+        ax.set(xlabel="character (␣ = space, \\n = newline), most frequent first",
+               ylabel="share of the corpus (%, log scale)", yscale="log",
+               title=f"The {len(chars)} distinct characters of the corpus")
+        ax.yaxis.set_major_formatter("{x:g}")  # 0.01 rather than 10⁻², whose exponent would print at 5.6 points
+        ax.yaxis.set_minor_formatter(plt.NullFormatter())
     return fig
 
 
 LOSS_TICKS = (1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.2, 2.4, 2.6, 2.8, 3.0, 3.2, 3.5, 4.0, 4.5)  # + every 0.1 near the lowest
 
-def plot_curves(curves: dict, xlabel: str, title: str, best: tuple | None = None, figsize=(7, 4)):
+def plot_curves(curves: dict, xlabel: str, title: str, best: tuple | None = None, figsize=(FIGURE_WIDTH, 3.6)):
     """Loss curves {label: (x, y)} on a log axis labelled every 0.1 nats near the lowest loss; `best`: (x, y)."""
-    fig, ax = plt.subplots(figsize=figsize)
-    for label, (x, y) in curves.items():
-        ax.plot(x, y, marker="o", markersize=2.5, label=label)
-    if best is not None:
-        ax.scatter(*best, color="black", zorder=3, label=f"lowest validation loss {best[1]:.4f} (fixed subset)")
-    lowest = min(min(y) for _, y in curves.values())
-    low, high = 0.97 * lowest, 1.03 * max(max(y) for _, y in curves.values())
-    fine = [round(0.1 * k, 1) for k in range(math.ceil(10 * low), math.floor(10 * lowest) + 6)]  # every 0.1 nats
-    ticks = sorted({t for t in (*LOSS_TICKS, *fine) if low <= t <= high})
-    ax.set(yscale="log", ylim=(low, high), xlabel=xlabel, ylabel="cross-entropy (nats per character)", title=title)
-    ax.set_yticks(ticks, [f"{t:.1f}" for t in ticks], minor=False), ax.minorticks_off(), ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    with plt.rc_context(FIGURE_STYLE):
+        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+        for label, (x, y) in curves.items():
+            ax.plot(x, y, marker="o", markersize=2.5, label=label)
+        if best is not None:
+            ax.scatter(*best, color="black", zorder=3, label=f"lowest validation loss {best[1]:.4f} (fixed subset)")
+        lowest = min(min(y) for _, y in curves.values())
+        low, high = 0.97 * lowest, 1.03 * max(max(y) for _, y in curves.values())
+        fine = [round(0.1 * k, 1) for k in range(math.ceil(10 * low), math.floor(10 * lowest) + 6)]  # every 0.1 nats
+        ticks = sorted({t for t in (*LOSS_TICKS, *fine) if low <= t <= high})
+        ax.set(yscale="log", ylim=(low, high), xlabel=xlabel, ylabel="cross-entropy (nats per character,\nlog scale)",
+               title=title)
+        ax.set_yticks(ticks, [f"{t:.1f}" for t in ticks], minor=False), ax.minorticks_off(), ax.grid(True, alpha=0.3)
+        ax.legend()
     return fig
 
 
@@ -360,20 +397,21 @@ def plot_attention(weights: torch.Tensor, text: str, title: str):
     At most 6.5 inches wide with 8-point labels, so that it prints at its own size on a report page."""
     n_head, T = weights.shape[0], weights.shape[-1]
     cols = 2 if n_head % 2 == 0 else 1
-    fig, axes = plt.subplots(n_head // cols, cols, figsize=(6.4, 3.1 * n_head // cols), squeeze=False, sharex=True,
-                             sharey=True, layout="constrained")
     labels = [CHAR_LABELS.get(c, c) for c in text]
-    for h, ax in enumerate(axes.flat):
-        image = ax.imshow(weights[h].float().cpu().tolist(), cmap="Blues", vmin=0, vmax=1)
-        ax.set_title(f"head {h}", fontsize=9)
-        ax.set_xticks(range(T), labels, fontsize=8, family="monospace")
-        ax.set_yticks(range(T), labels, fontsize=8, family="monospace")
-    for ax in axes[-1]:
-        ax.set_xlabel("key: the character attended to", fontsize=8)
-    for ax in axes[:, 0]:
-        ax.set_ylabel("query: predicts what follows it", fontsize=8)
-    fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
-    fig.suptitle(title, fontsize=10)
+    with plt.rc_context(FIGURE_STYLE):
+        fig, axes = plt.subplots(n_head // cols, cols, figsize=(FIGURE_WIDTH, 3.1 * n_head // cols), squeeze=False,
+                                 sharex=True, sharey=True, layout="constrained")
+        for h, ax in enumerate(axes.flat):
+            image = ax.imshow(weights[h].float().cpu().tolist(), cmap="Blues", vmin=0, vmax=1)
+            ax.set_title(f"head {h}")
+            ax.set_xticks(range(T), labels, family="monospace")
+            ax.set_yticks(range(T), labels, family="monospace")
+        for ax in axes[-1]:
+            ax.set_xlabel("key: the character attended to")
+        for ax in axes[:, 0]:
+            ax.set_ylabel("query: predicts what follows it")
+        fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
+        fig.suptitle(title)
     return fig
 
 
@@ -381,14 +419,15 @@ def plot_temperature_metrics(temperatures: list[float], metrics: dict[str, list[
     """One panel per metric, the temperature on a categorical axis (its values are not evenly spaced)."""
     labels = {"nll": "NLL under the model\n(nats/char)", "known_word_share": "share of words that\noccur in training",
               "distinct_4gram_ratio": "distinct 4-grams\n(1 = no repetition)"}
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.3 * len(metrics), 2.8))
-    for ax, (key, values) in zip(axes, metrics.items()):
-        ax.plot(range(len(temperatures)), values, "o")
-        ax.set_xticks(range(len(temperatures)), [str(t) for t in temperatures])
-        ax.set(xlabel="temperature τ", ylabel=labels.get(key, key))
-        ax.grid(True, alpha=0.3)
-    fig.suptitle("The samples at each temperature")
-    fig.tight_layout()
+    with plt.rc_context(FIGURE_STYLE):
+        fig, axes = plt.subplots(1, len(metrics), figsize=(FIGURE_WIDTH, 2.6), squeeze=False, layout="constrained")
+        for ax, (key, values) in zip(axes.flat, metrics.items()):
+            ax.plot(range(len(temperatures)), values, "o")
+            ax.set_xticks(range(len(temperatures)), [str(t) for t in temperatures], rotation=40, ha="right",
+                          rotation_mode="anchor")  # slanted: "0.0001" is wider than the room under one point
+            ax.set(xlabel="temperature τ", ylabel=labels.get(key, key))
+            ax.grid(True, alpha=0.3)
+        fig.suptitle("The samples at each temperature")
     return fig
 
 

@@ -1,7 +1,13 @@
-"""Build report/report.pdf from report/report.typ and results/<profile>.json.
+"""Build report/report.pdf from report/report.typ, the notebook's written answers and results/<profile>.json.
 
-    python report/build.py                 # the profile of the notebook's parameters cell (the reported run)
+    python report/build.py                    # the main run: gpu if results/gpu.json exists, else cpu
     python report/build.py --profile smoke
+    python report/build.py --root SCRATCH     # a folder holding assignment3.ipynb, results/ and figures/
+
+Every written answer lives once, in a markdown cell of the notebook tagged `answer-<id>`. The build converts each
+with pandoc to Typst markup and hands it to report.typ, which places it with `#answer("<id>")`; the report itself
+adds only the cover, headings, tables, figures, captions and samples. The ids placed and the ids the notebook has
+must be the same set, or the build stops.
 """
 
 import argparse
@@ -10,35 +16,91 @@ import re
 import warnings
 from pathlib import Path
 
+import pypandoc
 import typst
 
 ROOT = Path(__file__).resolve().parents[1]
+REPORT = ROOT / "report"  # report.typ and authors.toml always come from here, whatever the root
+TAG = "answer-"
+LABEL = re.compile(r"^\s*\*\*Answer \([a-z]\)\.\*\*\s*")  # "**Answer (a).**": in the report, the heading says it
+READER = "gfm+tex_math_dollars+smart"  # how pandoc reads the notebook's markdown
+CODE_OR_MATH = re.compile(r"(`+).*?\1|(?<!\\)\$.*?(?<!\\)\$", re.S)  # in pandoc's Typst: raw text, or math
+OPERATOR_SPACE = re.compile(r'("\)?) (?=\\\()')  # \operatorname{f}(x) becomes "f" \( x \): Typst prints the space
+PLACED = re.compile(r'#answer\("([\w-]+)"\)')
 
 
-def notebook_profile(notebook: Path | None = None) -> str:
-    """The profile the notebook's parameters cell sets: the reported run."""
-    nb = json.loads((notebook or ROOT / "assignment3.ipynb").read_text(encoding="utf-8"))
-    (cell,) = [c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", [])]
-    return re.search(r'PROFILE = "(\w+)"', "".join(cell["source"])).group(1)
+def main_profile(root: Path = ROOT) -> str:
+    """The run the report's main text describes: the gpu run once there is one, else the cpu run."""
+    return "gpu" if (Path(root) / "results" / "gpu.json").exists() else "cpu"
 
 
-def placeholders(authors: Path = ROOT / "report" / "authors.toml") -> list[str]:
+def placeholders(authors: Path = REPORT / "authors.toml") -> list[str]:
     """The lines of authors.toml that still say FILL IN."""
     return [line.strip() for line in authors.read_text(encoding="utf-8").splitlines() if "FILL IN" in line]
 
 
-def build(profile: str | None = None, output: Path = ROOT / "report" / "report.pdf") -> Path:
-    """Compile the report for `profile`; the PDF replaces `output` only when compilation succeeds."""
-    profile = profile or notebook_profile()
-    if not (ROOT / "results" / f"{profile}.json").exists():
-        raise FileNotFoundError(f"results/{profile}.json does not exist: run the notebook with PROFILE={profile!r} "
-                                "first (see README)")
+def answer_cells(notebook: Path) -> dict[str, str]:
+    """{id: markdown} of the notebook's cells tagged `answer-<id>`, in notebook order."""
+    answers = {}
+    for cell in json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]:
+        for tag in cell["metadata"].get("tags", []):
+            if not tag.startswith(TAG):
+                continue
+            name = tag.removeprefix(TAG)
+            if cell["cell_type"] != "markdown" or name in answers:
+                raise ValueError(f"{notebook}: the tag {tag!r} must mark exactly one markdown cell")
+            answers[name] = "".join(cell["source"])
+    return answers
+
+
+def placed_answers(source: str) -> list[str]:
+    """The ids report.typ places with `#answer("<id>")`, in order."""
+    return PLACED.findall(source)
+
+
+def check_answers(in_notebook, placed) -> None:
+    """Raise ValueError unless the report places every answer of the notebook, once, and nothing else."""
+    unplaced = [a for a in in_notebook if a not in placed]
+    absent = [a for a in placed if a not in in_notebook]
+    twice = sorted({a for a in placed if list(placed).count(a) > 1})
+    problems = [f"{what}: {', '.join(TAG + a for a in ids)}" for what, ids in [
+        ("answer cells of the notebook that report/report.typ does not place", unplaced),
+        ("answers report/report.typ places that the notebook has no cell for", absent),
+        ("answers report/report.typ places more than once", twice)] if ids]
+    if problems:
+        raise ValueError("the report and the notebook's answers disagree; place each answer-<id> cell once with "
+                         '#answer("<id>") in report/report.typ:\n  ' + "\n  ".join(problems))
+
+
+def to_typst(markdown: str) -> str:
+    """One answer's markdown as Typst markup. Jupyter renders GitHub's flavour (a list may follow a line directly,
+    "(f)" opening a line is no list item) with $...$ math; pandoc's typst writer leaves the quotes to Typst."""
+    markup = pypandoc.convert_text(LABEL.sub("", markdown), "typst", format=READER)
+    return CODE_OR_MATH.sub(lambda m: m[0] if m[1] else OPERATOR_SPACE.sub(r"\1", m[0]), markup)
+
+
+def build(profile: str | None = None, output: Path = REPORT / "report.pdf", root: Path = ROOT) -> Path:
+    """Compile the report of `root`'s run `profile` (default main_profile(root)); `output` is replaced only when
+    compilation succeeds. `root` holds assignment3.ipynb, results/ and figures/; Typst reads nothing else."""
+    root = Path(root).resolve()
+    profile = profile or main_profile(root)
+    if not (root / "results" / f"{profile}.json").exists():
+        raise FileNotFoundError(f"{root / 'results' / f'{profile}.json'} does not exist: run the notebook with "
+                                f"PROFILE={profile!r} first (see README)")
+    source = (REPORT / "report.typ").read_text(encoding="utf-8")
+    answers = answer_cells(root / "assignment3.ipynb")
+    check_answers(answers, placed_answers(source))
     unfilled = placeholders()
     if unfilled:
         warnings.warn("\n" + "!" * 100 + "\nreport/authors.toml still holds placeholders; the cover page will show "
                       "them:\n  " + "\n  ".join(unfilled) + "\nFill in your names and matriculation numbers, "
                       "then build again before handing in.\n" + "!" * 100, UserWarning, stacklevel=2)
-    pdf = typst.compile(str(ROOT / "report" / "report.typ"), root=str(ROOT), sys_inputs={"profile": profile})
+    appendix = "cpu" if profile == "gpu" and (root / "results" / "cpu.json").exists() else ""
+    inputs = {"profile": profile, "appendix": appendix,
+              "authors": (REPORT / "authors.toml").read_text(encoding="utf-8"),
+              **{TAG + name: to_typst(markdown) for name, markdown in answers.items()}}
+    # The source goes in as bytes, so that Typst's root can be any folder: its paths (/results, /figures) are root's.
+    pdf = typst.compile(source.encode("utf-8"), root=str(root), sys_inputs=inputs)
     Path(output).write_bytes(pdf)
     return Path(output)
 
@@ -46,6 +108,7 @@ def build(profile: str | None = None, output: Path = ROOT / "report" / "report.p
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", choices=["cpu", "gpu", "smoke"], help="which results/<profile>.json to report")
-    parser.add_argument("--output", type=Path, default=ROOT / "report" / "report.pdf")
+    parser.add_argument("--output", type=Path, default=REPORT / "report.pdf")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the folder of the notebook, results/ and figures/")
     args = parser.parse_args()
-    print(f"wrote {build(args.profile, args.output)}")
+    print(f"wrote {build(args.profile, args.output, args.root)}")

@@ -45,6 +45,36 @@ def test_the_gpu_profile_compiles_only_where_triton_runs(monkeypatch, system, tr
         assert H.profile_settings("gpu", torch.device("cuda"), capability, system) == ("bf16", compiles)
 
 
+# ---- which profile "auto" runs: the rule, on faked device properties
+
+PROFILE_NAMES = ("cpu", "gpu", "smoke")
+
+
+@pytest.mark.parametrize("device", ["cpu", "mps"])
+def test_auto_runs_the_cpu_profile_without_a_cuda_gpu_and_says_why(device):
+    profile, why = H.choose_profile("auto", PROFILE_NAMES, ["cpu", "gpu"], torch.device(device))
+    assert profile == "cpu" and device in why
+
+
+@pytest.mark.parametrize("capability", [(7, 5), (6, 1)])  # T4, P100: no bf16 tensor cores
+def test_auto_runs_the_cpu_profile_on_a_gpu_without_bf16(capability):
+    profile, why = H.choose_profile("auto", PROFILE_NAMES, ["cpu", "gpu"], torch.device("cuda"), capability)
+    assert profile == "cpu" and f"{capability[0]}.{capability[1]}" in why
+
+
+def test_auto_runs_the_gpu_profile_on_a_bf16_gpu_only_once_a_gpu_run_is_on_record():
+    h100 = (torch.device("cuda"), (9, 0))
+    assert H.choose_profile("auto", PROFILE_NAMES, ["cpu"], *h100)[0] == "cpu"
+    assert H.choose_profile("auto", PROFILE_NAMES, ["cpu", "gpu"], *h100)[0] == "gpu"
+
+
+def test_a_profile_set_by_hand_is_kept_and_an_unknown_one_is_refused():
+    assert H.choose_profile("smoke", PROFILE_NAMES, ["cpu"], torch.device("cpu")) == ("smoke",
+                                                                                       "set in the parameters cell")
+    with pytest.raises(ValueError, match="PROFILE='tpu' is not one of"):
+        H.choose_profile("tpu", PROFILE_NAMES, ["cpu"], torch.device("cpu"))
+
+
 # ---- Apple's MPS has no float64: evaluation and training never make a float64 tensor
 
 

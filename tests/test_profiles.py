@@ -56,10 +56,21 @@ def test_the_cpu_baseline_is_the_templates_small_model():
                                                         bias=False)
 
 
-def test_the_gpu_baseline_is_nanogpts_shakespeare_char_model():
+def test_the_gpu_baseline_is_the_templates_training_setup():
     spec = PROFILES["gpu"]["baseline"]
-    assert spec["model"] == dict(n_block=6, n_head=6, n_embd=384, block_size=256, dropout=0.2, bias=False)
-    assert spec["train"]["batch_size"] == 64 and spec["train"]["learning_rate"] == 1e-3
+    assert spec["model"] == dict(n_block=4, n_head=4, n_embd=128, block_size=128, dropout=0.0, bias=False)
+    assert spec["train"]["batch_size"] == 128 and spec["train"]["learning_rate"] == 1e-3
+    assert spec["train"]["max_iters"] >= 5000
+
+
+def test_the_gpu_profiles_larger_model_is_at_least_the_templates_default_size(nb):
+    p = PROFILES["gpu"]
+    sizes = {**p["baseline"]["model"], **p["sweep"]["architectures"][p["large"]["architecture"]]}
+    assert nb.GPT(nb.GPTConfig(vocab_size=65, **sizes)).get_num_params() >= 10_000_000
+
+
+def test_only_profiles_with_a_configuration_are_on_record():
+    assert set(CELLS.PROFILES_ON_RECORD) <= set(PROFILES) - {"smoke"}
 
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))
@@ -75,7 +86,7 @@ def test_the_sweep_changes_one_factor_at_a_time_then_combines_them(profile):
 
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))
-def test_the_larger_model_is_a_larger_architecture_of_the_sweep_with_a_learning_rate_sweep(nb, profile):
+def test_the_larger_model_is_a_larger_architecture_of_the_sweep_with_learning_rate_and_batch_sweeps(nb, profile):
     p = PROFILES[profile]
     large = p["large"]
     base_sizes = p["baseline"]["model"]
@@ -83,6 +94,8 @@ def test_the_larger_model_is_a_larger_architecture_of_the_sweep_with_a_learning_
     n_params = [nb.GPT(nb.GPTConfig(vocab_size=65, **s)).get_num_params() for s in (base_sizes, sizes)]
     assert n_params[1] > 1.5 * n_params[0] and sizes["block_size"] > base_sizes["block_size"]
     assert len(large["lr_sweep"]) >= 3 and p["sweep"]["train"]["learning_rate"] in large["lr_sweep"]
+    default_batch = p["sweep"]["tokens_per_iter"] // sizes["block_size"]
+    assert len(large["batch_sweep"]) >= 3 and default_batch in large["batch_sweep"]
     assert large["train"]["max_iters"] > p["sweep"]["train"]["max_iters"]  # the chosen model trained longer
 
 

@@ -1,8 +1,10 @@
-"""The PDF report: built from the committed results, it shows their numbers, figures and samples, and the committed
-PDF is that build."""
+"""The PDF report: built from the notebook's answer cells and the committed results, it shows the notebook's answers
+word for word, the results' numbers, figures and samples, and no discussion of its own; the committed PDF is that
+build."""
 
 import json
 import re
+import shutil
 import sys
 import warnings
 
@@ -12,22 +14,49 @@ from conftest import ROOT
 sys.path.insert(0, str(ROOT / "report"))
 import build as report_build  # noqa: E402
 
+pymupdf = pytest.importorskip("pymupdf")
+pypandoc = pytest.importorskip("pypandoc")
+
 SOURCE = (ROOT / "report" / "report.typ").read_text(encoding="utf-8")
+NOTEBOOK = json.loads((ROOT / "assignment3.ipynb").read_text(encoding="utf-8"))
+ANSWERS = {tag: "".join(cell["source"]) for cell in NOTEBOOK["cells"] for tag in cell["metadata"].get("tags", [])
+           if tag.startswith("answer-")}
+LOG_SCALE = {"char_freq", "baseline_loss", "optimizers", "architectures", "large_loss", "overlay"}
 
 
 def pdf_pages(path) -> list[str]:
-    pypdf = pytest.importorskip("pypdf")
-    return [page.extract_text() for page in pypdf.PdfReader(path).pages]
+    with pymupdf.open(path) as doc:
+        return [page.get_text() for page in doc]
+
+
+def quiet_build(*args, **kwargs):
+    with warnings.catch_warnings():  # the committed authors.toml holds placeholders: tested below
+        warnings.simplefilter("ignore", UserWarning)
+        return report_build.build(*args, **kwargs)
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    profile = report_build.notebook_profile()
-    with warnings.catch_warnings():  # the committed authors.toml holds placeholders: tested below
-        warnings.simplefilter("ignore", UserWarning)
-        pdf = report_build.build(profile, tmp_path_factory.mktemp("report") / "report.pdf")
+    """The report of the repository's main run, built once: (profile, PDF path, page texts, results)."""
+    profile = report_build.main_profile()
+    pdf = quiet_build(output=tmp_path_factory.mktemp("report") / "report.pdf")
     results = json.loads((ROOT / "results" / f"{profile}.json").read_text(encoding="utf-8"))
-    return profile, pdf_pages(pdf), results
+    return profile, pdf, pdf_pages(pdf), results
+
+
+def scratch_root(tmp_path, profiles: dict[str, str], notebook: dict = NOTEBOOK):
+    """A folder like the one a tool builds in: the notebook, and for each {profile: as profile} the repository's
+    results and figures of `as`, renamed to `profile` (the results' "profile" field too)."""
+    (tmp_path / "results").mkdir()
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "assignment3.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
+    for profile, source in profiles.items():
+        results = json.loads((ROOT / "results" / f"{source}.json").read_text(encoding="utf-8"))
+        results["profile"] = profile
+        (tmp_path / "results" / f"{profile}.json").write_text(json.dumps(results), encoding="utf-8")
+        for figure in (ROOT / "figures").glob(f"*_{source}.pdf"):
+            shutil.copy(figure, tmp_path / "figures" / figure.name.replace(f"_{source}.", f"_{profile}."))
+    return tmp_path
 
 
 def squash(s: str) -> str:
@@ -35,8 +64,144 @@ def squash(s: str) -> str:
     return re.sub(r"\s+", "", s).replace("\U0001d70f", "τ")
 
 
+# ---------------------------------------------------------------- the answers come from the notebook, once
+
+MARK = "\u2042"  # put where math or code was: pandoc passes it through as text
+
+
+def letters(s: str) -> str:
+    """Only the letters a-z, lower case: what survives hyphenation, line breaks, smart quotes and typesetting."""
+    return re.sub(r"[^a-z]", "", s.lower())
+
+
+def answer_fragments(markdown: str) -> list[str]:
+    """An answer as the reader sees it, in the pieces the PDF must hold: pandoc's plain text of the markdown, split
+    into sentences, and split again where math, inline code or a table's cell border was (math and code are
+    typeset in glyphs of their own, so they are left out). The notebook's "**Answer (x).**" label is left out:
+    the report's heading names the task."""
+    md = re.sub(r"^\s*\*\*Answer \([a-z]\)\.\*\*", "", markdown)
+    md = re.sub(r"(`+).*?\1|\$\$.*?\$\$|\$.*?\$", f" {MARK} ", md, flags=re.S)
+    rows = []
+    for line in md.splitlines():
+        if line.strip().startswith("|"):  # a table row: its cells are pieces; the |---| rule is no text
+            line = "" if set(line.strip()) <= set("|-: ") else f" {MARK} ".join(line.strip().strip("|").split("|"))
+        rows.append(line)
+    plain = pypandoc.convert_text("\n".join(rows), "plain", format=report_build.READER, extra_args=["--wrap=none"])
+    pieces = re.split(rf"\s*{MARK}\s*|(?<=[.!?])\s+|\n+", plain)  # plain text: a paragraph or item a line
+    return [p.strip() for p in pieces if letters(p)]
+
+
+def missing_fragments(pdf_text: str, markdown: str) -> list[str]:
+    """The pieces of an answer (answer_fragments) that the PDF's text does not hold, in order, letter for letter."""
+    text, position, missing = letters(pdf_text), 0, []
+    for piece in answer_fragments(markdown):
+        found = text.find(letters(piece), position)
+        if found < 0:
+            missing.append(piece)
+        else:
+            position = found + len(letters(piece))
+    return missing
+
+
+@pytest.mark.parametrize("tag", list(ANSWERS))
+def test_every_answer_of_the_notebook_is_in_the_pdf_word_for_word(built, tag):
+    _, _, pages, _ = built
+    assert answer_fragments(ANSWERS[tag]), "an empty answer cell"
+    assert missing_fragments("\n".join(pages[1:]), ANSWERS[tag]) == []
+
+
+def test_the_answer_check_finds_an_altered_or_added_sentence(built):
+    _, _, pages, _ = built
+    text = "\n".join(pages[1:])
+    for tag, markdown in ANSWERS.items():
+        word = re.search(r"[A-Za-z]{3,}", answer_fragments(markdown)[0])[0]  # the first word of its text
+        assert missing_fragments(text, markdown.replace(word, word + "zq", 1)), tag
+        assert missing_fragments(text, markdown + "\n\nA sentence the report does not hold.") == [
+            "A sentence the report does not hold."]
+
+
+def test_answer_fragments_leave_out_math_code_and_table_rules():
+    md = ("**Answer (b).** With $h$ heads each has shape $(B, h, T, C/h)$. Use `torch.tril` here.\n\n"
+          "| tensor | shape |\n|---|:---:|\n| keys | $(B, T)$ |\n\n$$x = y$$\nThe end.")
+    assert answer_fragments(md) == ["With", "heads each has shape", "Use", "here.", "tensor", "shape", "keys",
+                                    "The end."]
+
+
+def test_answers_convert_as_jupyter_shows_them():
+    """Pandoc reads GitHub's markdown with $...$ math, as Jupyter renders it: a list may follow a line directly, a
+    line that opens with "(f)" is no list item, and a named operator sits next to its parenthesis."""
+    markup = report_build.to_typst("**Answer (b).** The loss falls, as in\n(f) shows:\n- one\n- two\n\n"
+                                   "$\\operatorname{GELU}(z) = z\\,\\Phi(z)$ and `$`")
+    assert "Answer" not in markup and "as in (f) shows:" in markup
+    assert "\n- one\n- two" in markup and '$"GELU"\\( z \\)' in markup and "`$`" in markup
+
+
+def prose_runs(source: str, words: int = 12) -> list[str]:
+    """Runs of more than `words` words of plain text in Typst source, outside comments, headings and the captions'
+    [...] arguments. A run is words of letters separated only by white space, each perhaps followed by , . ; : ! or
+    ?; anything else (markup such as # [ ] ( ) $ * = " or a hyphen) ends it. Sentences of prose easily make such
+    runs; table cells, code and expressions do not."""
+    text = re.sub(r"(?m)//.*$|^\s*=.*$", "", source)
+    for start in reversed([m.end() for m in re.finditer(r"caption:\s*\[", text)]):
+        depth, end = 1, start
+        while depth:
+            depth += {"[": 1, "]": -1}.get(text[end], 0)
+            end += 1
+        text = text[:start] + text[end - 1 :]
+    run = re.compile(rf"[A-Za-z’']+[,.;:!?]?(?:\s+[A-Za-z’']+[,.;:!?]?){{{words},}}")
+    return [m.group() for m in run.finditer(text)]
+
+
+def test_the_report_source_holds_no_prose_of_its_own():
+    assert prose_runs(SOURCE) == []
+
+
+def test_the_prose_check_finds_a_paragraph_but_not_a_caption_heading_or_table():
+    paragraph = "The larger model is better at equal tokens, as the curves of the figure show from the start."
+    assert prose_runs(f"#figure(image(\"x.pdf\"))\n\n{paragraph}\n") == [paragraph]
+    assert prose_runs(f"#answer[{paragraph}]") == [paragraph]
+    assert prose_runs(f"#figure(table([a], [b]), caption: [{paragraph} [nested] {paragraph}])\n= {paragraph}\n"
+                      f"// {paragraph}\n#table([model], [4 blocks, 4 heads, width #n, block 64, dropout 0])") == []
+
+
+def test_the_report_places_every_answer_in_the_notebooks_order():
+    assert report_build.placed_answers(SOURCE) == [tag.removeprefix("answer-") for tag in ANSWERS]
+
+
+def synthetic_notebook(ids) -> dict:
+    return {"cells": [{"cell_type": "markdown", "metadata": {"tags": [f"answer-{i}"]}, "source": [f"Answer {i}."]}
+                      for i in ids], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+
+def test_the_build_fails_when_the_notebook_has_an_answer_the_report_does_not_place(tmp_path):
+    ids = [*report_build.placed_answers(SOURCE), "new-question"]
+    root = scratch_root(tmp_path, {"cpu": "cpu"}, synthetic_notebook(ids))
+    with pytest.raises(ValueError, match="does not place: answer-new-question$"):
+        quiet_build(output=tmp_path / "report.pdf", root=root)
+    assert not (tmp_path / "report.pdf").exists()
+
+
+def test_the_build_fails_when_the_report_places_an_answer_the_notebook_lacks(tmp_path):
+    ids = [i for i in report_build.placed_answers(SOURCE) if i != "c"]
+    root = scratch_root(tmp_path, {"cpu": "cpu"}, synthetic_notebook(ids))
+    with pytest.raises(ValueError, match="has no cell for: answer-c$"):
+        quiet_build(output=tmp_path / "report.pdf", root=root)
+
+
+def test_an_answer_placed_twice_or_tagged_on_a_code_cell_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="more than once: answer-a"):
+        report_build.check_answers(["a", "b"], ["a", "b", "a"])
+    notebook = synthetic_notebook(["a"])
+    notebook["cells"].append({"cell_type": "code", "metadata": {"tags": ["answer-b"]}, "source": ["x = 1"]})
+    (tmp_path / "nb.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
+    with pytest.raises(ValueError, match="'answer-b' must mark exactly one markdown cell"):
+        report_build.answer_cells(tmp_path / "nb.ipynb")
+
+
+# ---------------------------------------------------------------- the PDF
+
 def test_page_one_is_the_cover_letter_and_holds_nothing_of_the_build(built):
-    _, pages, results = built
+    _, _, pages, results = built
     cover = pages[0]
     for text in ["Deep Learning KU", "DAT.C302UF", "WS24", "Assignment 3", "Autoregressive Language Modeling",
                  "Matriculation"]:
@@ -47,19 +212,30 @@ def test_page_one_is_the_cover_letter_and_holds_nothing_of_the_build(built):
 
 
 def test_every_task_has_its_section(built):
-    _, pages, _ = built
+    _, _, pages, _ = built
     body = "\n".join(pages[1:])
     for task in "abcdefgh":
         assert re.search(rf"\({task}\) [A-Z]", body), f"no section ({task})"
 
 
 def test_report_is_concise(built):
-    _, pages, _ = built
-    assert len(pages) - 1 <= 10
+    _, _, pages, _ = built
+    assert len(pages) - 1 <= 11
+
+
+def test_every_text_in_the_pdf_is_at_least_7_points_figures_included(built):
+    """pymupdf reads the text inside the embedded PDF figures too, at the size it is printed."""
+    _, pdf, _, _ = built
+    with pymupdf.open(pdf) as doc:
+        small = {(number + 1, round(span["size"], 1), span["text"].strip()[:30])
+                 for number, page in enumerate(doc) for block in page.get_text("dict")["blocks"]
+                 for line in block.get("lines", []) for span in line["spans"]
+                 if span["text"].strip() and span["size"] < 7}
+    assert sorted(small) == []
 
 
 def test_numbers_in_the_pdf_are_the_results(built):
-    _, pages, results = built
+    _, _, pages, results = built
     text = squash("\n".join(pages))
     for run in ("baseline", "large"):
         r = results[run]
@@ -73,7 +249,7 @@ def test_numbers_in_the_pdf_are_the_results(built):
 
 
 def test_all_six_temperatures_appear_with_their_samples(built):
-    _, pages, results = built
+    _, _, pages, results = built
     text = squash("\n".join(pages))
     assert list(results["samples"]) == ["1.5", "1.0", "0.8", "0.5", "0.1", "0.0001"]
     for tau, sample in results["samples"].items():
@@ -81,16 +257,36 @@ def test_all_six_temperatures_appear_with_their_samples(built):
         assert squash(sample[:80]) in text
 
 
+def figure_captions(source: str) -> dict[str, str]:
+    """{figure name: its caption's source} for every `figure(image(fig("name")), caption: [...])`."""
+    out = {}
+    for m in re.finditer(r'image\(fig\("(\w+)"\)\),\s*caption:\s*\[', source):
+        depth, end = 1, m.end()
+        while depth:
+            depth += {"[": 1, "]": -1}.get(source[end], 0)
+            end += 1
+        out[m.group(1)] = re.sub(r"\s+", " ", source[m.end() : end - 1])
+    return out
+
+
 def test_every_figure_the_report_uses_exists_and_has_a_caption(built):
-    profile, _, _ = built
+    profile, _, _, _ = built
     names = re.findall(r'fig\("(\w+)"\)', SOURCE)
     assert set(names) == {"char_freq", "baseline_loss", "optimizers", "attention", "temperature", "architectures",
                           "large_loss", "overlay"}
+    assert set(figure_captions(SOURCE)) == set(names)
     for name in names:
         assert (ROOT / "figures" / f"{name}_{profile}.pdf").exists()
-    body = "\n".join(line for line in SOURCE.splitlines() if not line.startswith("#show"))
-    figures = body.count("figure(")
-    assert figures >= len(names) + 3 and body.count("caption:") == figures  # the tables are figures too
+    body = "\n".join(line for line in SOURCE.splitlines() if not line.startswith(("#show", "#let sweep-table")))
+    figures = len(re.findall(r"(?<!set )\bfigure\(|#sweep-table\(", body))  # the tables are figures too
+    assert figures >= len(names) + 3 and body.count("caption:") == figures
+
+
+def test_figures_are_at_their_natural_size_and_captions_name_their_units_and_log_axes():
+    assert not re.search(r"image\([^)]*\)?[^)]*(width|height):", SOURCE)
+    for name, caption in figure_captions(SOURCE).items():
+        assert "token" not in caption, f"{name}: the unit is characters"
+        assert ("log scale" in caption) == (name in LOG_SCALE), name
 
 
 def test_no_figure_or_table_is_split_across_pages():
@@ -98,37 +294,31 @@ def test_no_figure_or_table_is_split_across_pages():
 
 
 def test_the_committed_pdf_is_the_build_of_the_committed_sources(built):
-    _, pages, _ = built
+    _, _, pages, _ = built
     committed = pdf_pages(ROOT / "report" / "report.pdf")
     assert "Assignment 3" in committed[0] and "DAT.C302UF" in committed[0]
     assert [squash(p) for p in committed[1:]] == [squash(p) for p in pages[1:]], "run python report/build.py"
 
 
+def test_building_twice_gives_the_same_bytes(built, tmp_path):
+    _, pdf, _, _ = built
+    assert quiet_build(output=tmp_path / "again.pdf").read_bytes() == pdf.read_bytes()
+
+
 def test_placeholder_authors_warn_but_do_not_fail(tmp_path):
     authors = tmp_path / "authors.toml"
-    authors.write_text('[[authors]]\nname = "FILL IN: first author"\nmatriculation = "01234567"\n')
+    authors.write_text('[[authors]]\nname = "FILL IN: first author"\nmatriculation = "01234567"\n', encoding="utf-8")
     assert report_build.placeholders(authors) == ['name = "FILL IN: first author"']
-    authors.write_text('[[authors]]\nname = "Ada Lovelace"\nmatriculation = "01234567"\n')
+    authors.write_text('[[authors]]\nname = "Ada Lovelace"\nmatriculation = "01234567"\n', encoding="utf-8")
     assert report_build.placeholders(authors) == []
     if report_build.placeholders():  # the committed file: building still succeeds, with a loud warning
         with pytest.warns(UserWarning, match="authors.toml still holds placeholders"):
             assert report_build.build(None, tmp_path / "report.pdf").exists()
 
 
-def test_the_report_follows_the_notebooks_parameters_cell(tmp_path):
-    nb = json.loads((ROOT / "assignment3.ipynb").read_text(encoding="utf-8"))
-    for cell in nb["cells"]:
-        if "parameters" in cell["metadata"].get("tags", []):
-            cell["source"] = ['PROFILE = "gpu"\n', "SEED = 1337\n"]
-    (tmp_path / "nb.ipynb").write_text(json.dumps(nb), encoding="utf-8")
-    assert report_build.notebook_profile(tmp_path / "nb.ipynb") == "gpu"
-    assert report_build.notebook_profile() == "cpu"
-
-
-def test_missing_results_are_a_clear_error(monkeypatch, tmp_path):
-    monkeypatch.setattr(report_build, "ROOT", tmp_path)
+def test_missing_results_are_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="run the notebook"):
-        report_build.build("smoke", tmp_path / "report.pdf")
+        report_build.build("smoke", tmp_path / "report.pdf", root=tmp_path)
     assert not (tmp_path / "report.pdf").exists()
 
 
@@ -138,9 +328,40 @@ def test_no_expression_swallows_the_punctuation_after_it():
     assert not [line for line in SOURCE.splitlines() if re.search(expression, line)]
 
 
-def test_sentences_around_numbers_keep_their_punctuation(built):
-    _, pages, results = built
-    text = squash("\n".join(pages))
-    tc = results["baseline"]["train_config"]
-    assert squash(f"iteration {tc['max_iters']};") in text
-    assert squash(f"gradients clipped at norm {tc['grad_clip']:g}.") in text
+# ---------------------------------------------------------------- other roots, profiles and the appendix
+
+def test_the_main_run_is_the_gpu_run_once_there_is_one(tmp_path):
+    assert report_build.main_profile(scratch_root(tmp_path, {"cpu": "cpu"})) == "cpu"
+    shutil.copy(tmp_path / "results" / "cpu.json", tmp_path / "results" / "gpu.json")
+    assert report_build.main_profile(tmp_path) == "gpu"
+
+
+def test_a_scratch_folder_builds_its_own_smoke_run(tmp_path):
+    root = scratch_root(tmp_path, {"smoke": "cpu"})
+    results = json.loads((root / "results" / "smoke.json").read_text(encoding="utf-8"))
+    results["machine"]["name"] = "Scratch machine of the smoke run"
+    (root / "results" / "smoke.json").write_text(json.dumps(results), encoding="utf-8")
+    text = "\n".join(pdf_pages(quiet_build("smoke", tmp_path / "report.pdf", root=root)))
+    assert "Scratch machine of the smoke run" in text and "Appendix" not in text
+
+
+def test_a_gpu_main_run_gets_the_cpu_runs_table_as_an_appendix_and_others_do_not(built, tmp_path):
+    root = scratch_root(tmp_path, {"gpu": "cpu", "cpu": "cpu"})
+    gpu = json.loads((root / "results" / "gpu.json").read_text(encoding="utf-8"))
+    gpu["machine"]["name"] = "A fake GPU"
+    (root / "results" / "gpu.json").write_text(json.dumps(gpu), encoding="utf-8")
+    pages = pdf_pages(quiet_build(output=tmp_path / "report.pdf", root=root))
+    (start,) = [i for i, page in enumerate(pages) if "Appendix" in page]
+    main, appendix = squash("\n".join(pages[:start])), squash("\n".join(pages[start:]))
+    cpu = json.loads((ROOT / "results" / "cpu.json").read_text(encoding="utf-8"))
+    assert squash("A fake GPU") in main and squash(cpu["machine"]["name"]) not in main
+    assert squash(cpu["machine"]["name"]) in appendix
+    for run in [cpu["baseline"], cpu["muon"], cpu["large"], *cpu["architecture_sweep"].values(),
+                *cpu["lr_sweep"].values()]:
+        assert squash(f"{run['best_val_loss']:.4f}") in appendix and f"{run['n_params']:,}" in appendix
+        assert f"{run['train_time_s']:.1f}" in appendix
+
+    (root / "results" / "cpu.json").unlink()  # a gpu run alone
+    assert not any("Appendix" in page for page in pdf_pages(quiet_build(output=tmp_path / "r.pdf", root=root)))
+    _, _, pages, _ = built  # the repository's cpu run
+    assert not any("Appendix" in page for page in pages)

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The reported run, on a GPU machine without a package registry: run from the repository root with .whl/
+# The run on record, on a GPU machine without a package registry: run from the repository root with .whl/
 # (tools/fetch_gpu_wheels.sh) and data/input.txt carried along. What it makes lands in $OUT (default /tmp/gpu_out):
-#   tools/gpu_run.sh notebook   the whole notebook, PROFILE=gpu: run.tar holds the finalized notebook,
-#                               results/gpu.json and figures/*_gpu.*; notebook.log the papermill log
+#   tools/gpu_run.sh notebook   python3 tools/record_run.py --profile $PROFILE (gpu by default) into $OUT/record;
+#                               run.tar holds what it wrote: handin/assignment3.ipynb, assignment3.ipynb,
+#                               results/<profile>.json and figures/*_<profile>.*; notebook.log its progress
 #   tools/gpu_run.sh bench      bench/bench.py on the GPU: bench/<machine>.json and bench.log
 # PROFILE=smoke tools/gpu_run.sh notebook rehearses the notebook part on a CPU.
+# The report is built back home (Typst and pandoc need not be on the GPU machine): unpack run.tar into the
+# repository, then python report/build.py && python tools/build_handin.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?usage: tools/gpu_run.sh notebook|bench}
@@ -24,14 +27,11 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > 
 
 case "$part" in
   notebook)
-    rm -rf checkpoints  # a run on record starts from scratch
-    start=$(date +%s)
-    python3 -m papermill assignment3.ipynb /tmp/executed.ipynb -p PROFILE "$PROFILE" --log-output \
+    rm -rf "$OUT/record" "$OUT/workdir"  # a run on record starts from scratch
+    python3 tools/record_run.py --profile "$PROFILE" --dest "$OUT/record" --workdir "$OUT/workdir" --no-report \
       2>&1 | tee "$OUT/notebook.log"
-    echo "papermill wall time: $(( $(date +%s) - start )) s" | tee -a "$OUT/notebook.log"
-    python3 tools/finalize_notebook.py assignment3.ipynb /tmp/executed.ipynb /tmp/assignment3.ipynb
-    cp /tmp/assignment3.ipynb assignment3.ipynb
-    tar -cf "$OUT/run.tar" assignment3.ipynb "results/$PROFILE.json" figures/*_"$PROFILE".*
+    (cd "$OUT/record" && tar -cf "$OUT/run.tar" handin/assignment3.ipynb assignment3.ipynb \
+      "results/$PROFILE.json" figures/*_"$PROFILE".*)
     ;;
   bench)
     python3 bench/bench.py --out "$OUT/bench" 2>&1 | tee "$OUT/bench.log"

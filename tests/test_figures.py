@@ -1,0 +1,144 @@
+"""The report's figures: made at their printed size with legible text, log axes named as such, and saved to the same
+bytes every time. Each figure is built from small synthetic inputs shaped like the notebook's."""
+
+import time
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pymupdf  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import gpt_helpers as H  # noqa: E402
+
+MIN_POINTS = 8.0  # printed size: the report places each figure at its own size
+MAX_WIDTH_POINTS = 6.5 * 72  # the report's text width, 16.6 cm
+
+ORDER = " etoahsrni\nldumy,wfcgIbp:.AvkT'EONRSLC;WUHMB?G!D-FYPKVjqxzJQZX3&$"  # the corpus's 65, most frequent first
+TEMPERATURES = [1.5, 1.0, 0.8, 0.5, 0.1, 0.0001]
+SNIPPET = "GREMIO:\nGood morrow, nei"  # 24 characters, as in the notebook
+
+
+def char_frequencies():
+    return H.plot_char_frequencies([(c, 180_000 // (i + 1) ** 2 + 1) for i, c in enumerate(ORDER)])
+
+
+def loss_curves():
+    iters = list(range(0, 701, 50))
+    train = [1.6 + 2.6 / (1 + i / 40) for i in iters]
+    val = [t + 0.0003 * i for t, i in zip(train, iters)]
+    return H.plot_curves({"train (fixed subset)": (iters, train), "validation (fixed subset)": (iters, val)},
+                         "training iteration", "Baseline: train and validation loss over 700 iterations",
+                         best=(700, val[-1]))
+
+
+def architecture_curves():
+    names = ["baseline", "6 blocks", "width 192", "8 heads", "block 128", "width 192, 6 heads, block 128"]
+    chars = [20_480 * k for k in range(1, 9)]
+    curves = {name: (chars, [2.4 + 0.05 * j + 1.0 / k for k in range(1, 9)]) for j, name in enumerate(names)}
+    return H.plot_curves(curves, "training characters", "Architectures at the same short budget: validation loss")
+
+
+def attention():
+    T = len(SNIPPET)
+    scores = torch.randn(4, T, T, generator=torch.Generator().manual_seed(0))
+    weights = scores.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf")).softmax(-1)
+    return H.plot_attention(weights, SNIPPET, "Trained baseline, first block: attention weights on a line of the play")
+
+
+def temperature_metrics():
+    return H.plot_temperature_metrics(TEMPERATURES, {"nll": [2.8, 1.7, 1.6, 1.3, 1.1, 1.1],
+                                                     "known_word_share": [0.34, 0.6, 0.71, 0.93, 0.88, 0.92],
+                                                     "distinct_4gram_ratio": [0.99, 0.93, 0.85, 0.78, 0.39, 0.17]})
+
+
+FIGURES = {"char_freq": char_frequencies, "baseline_loss": loss_curves, "architectures": architecture_curves,
+           "attention": attention, "temperature": temperature_metrics}
+ALL = pytest.mark.parametrize("name", FIGURES)
+
+
+def saved_pdf(name, directory):
+    fig = FIGURES[name]()
+    try:
+        H.save_figure(fig, name, "test", directory)
+    finally:
+        plt.close(fig)
+    return directory / f"{name}_test.pdf"
+
+
+def text_spans(pdf_path) -> list[dict]:
+    with pymupdf.open(pdf_path) as doc:
+        return [span for page in doc for block in page.get_text("dict")["blocks"] for line in block.get("lines", [])
+                for span in line["spans"] if span["text"].strip()]
+
+
+@ALL
+def test_every_text_in_the_saved_figure_prints_at_eight_points_or_more(name, tmp_path):
+    spans = text_spans(saved_pdf(name, tmp_path))
+    assert len(spans) >= 5, "the PDF should carry the figure's texts as text, or their sizes cannot be checked"
+    small = [(span["text"], round(span["size"], 2)) for span in spans if span["size"] < MIN_POINTS - 1e-3]
+    assert not small
+
+
+@ALL
+def test_the_saved_figure_fits_the_report_text_width(name, tmp_path):
+    with pymupdf.open(saved_pdf(name, tmp_path)) as doc:
+        assert doc[0].rect.width <= MAX_WIDTH_POINTS + 0.5
+
+
+@ALL
+def test_saving_a_figure_twice_gives_byte_identical_pdf_and_png_files(name, tmp_path, monkeypatch):
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)  # matplotlib would then date the PDF by it, not the clock
+    fig = FIGURES[name]()
+    try:
+        H.save_figure(fig, name, "test", tmp_path / "first")
+        time.sleep(1.1)  # a date written into the file, to the second, would now differ
+        H.save_figure(fig, name, "test", tmp_path / "second")
+    finally:
+        plt.close(fig)
+    for suffix in ("pdf", "png"):
+        first, second = (tmp_path / run / f"{name}_test.{suffix}" for run in ("first", "second"))
+        assert first.read_bytes() == second.read_bytes(), suffix
+
+
+def test_every_log_scaled_axis_says_log_scale_in_its_label():
+    log_axes = []
+    for name, make in FIGURES.items():
+        fig = make()
+        for ax in fig.axes:
+            log_axes += [(name, label) for scale, label in ((ax.get_xscale(), ax.get_xlabel()),
+                                                            (ax.get_yscale(), ax.get_ylabel())) if scale == "log"]
+        plt.close(fig)
+    assert log_axes, "the character frequencies and the loss curves have log axes"
+    assert [(name, label) for name, label in log_axes if "log scale" not in label] == []
+
+
+def test_the_axis_labels_the_helpers_write_count_characters_not_tokens():
+    labels = []
+    for make in FIGURES.values():
+        fig = make()
+        labels += [label for ax in fig.axes for label in (ax.get_xlabel(), ax.get_ylabel())]
+        plt.close(fig)
+    assert any("character" in label for label in labels)
+    assert [label for label in labels if "token" in label.lower()] == []
+
+
+@ALL
+def test_making_a_figure_leaves_the_global_matplotlib_settings_as_they_were(name):
+    sizes = ("font.size", "axes.titlesize", "figure.titlesize", "axes.labelsize", "xtick.labelsize", "ytick.labelsize",
+             "legend.fontsize")
+    with matplotlib.rc_context(dict.fromkeys(sizes, 13.0)):  # a user's own settings, unlike the figures'
+        before = dict(matplotlib.rcParams)
+        plt.close(FIGURES[name]())
+        assert dict(matplotlib.rcParams) == before
+
+
+@ALL
+def test_save_figure_writes_a_png_and_a_pdf_named_after_the_figure_and_the_profile(name, tmp_path):
+    fig = FIGURES[name]()
+    H.save_figure(fig, name, "cpu", tmp_path / "figures")
+    plt.close(fig)
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [f"{name}_cpu.pdf", f"{name}_cpu.png"]
