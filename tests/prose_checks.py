@@ -13,8 +13,10 @@ from its result, a claim whose predicate is false, a number that no entry names.
 import functools
 import math
 import re
+import sys
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import NamedTuple
 
 
@@ -153,9 +155,9 @@ def stale_answers(notebook: dict, results: dict, rerun: bool = False) -> dict[st
 
 # ------------------------------------------------------------------------------------------------ the entries
 
-LOSS = 0.01  # a loss of a re-run: the notebook's own tolerance (float rounding differs between kernel sets)
-LOSS_DIFFERENCE = 0.02  # a difference of two losses of a re-run
-UNSTABLE = 0.03  # a run whose length follows the step times (Muon) or whose rate is too high to be stable
+LOSS = 0.02  # a loss of a re-run: the notebook's LOSS_TOLERANCE (float rounding differs between kernel sets)
+LOSS_DIFFERENCE = 0.03  # a difference of two losses of a re-run
+UNSTABLE = 0.05  # a run at a learning rate too high to be stable: it amplifies rounding most
 SAMPLE = 0.1  # a share measured on a drawn sample: a re-run on other kernels draws other text
 SAMPLE_NLL = 0.2  # nats per character of a drawn sample
 HEAD_SHARE = 0.03  # the share of attention a trained head gives a position
@@ -164,6 +166,7 @@ HEAD_SHARE = 0.03  # the share of attention a trained head gives a position
 @functools.cache
 def corpus_counts() -> Counter:
     """How often each character occurs in the corpus (answer (a) quotes a few)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for a caller outside the tests
     import gpt_helpers
 
     return Counter(gpt_helpers.load_text())
@@ -243,8 +246,8 @@ QUOTES += [
           lambda r: (250, gap_max_until(r, "baseline", 250)), LOSS_DIFFERENCE),
     Quote("answer-f", "from iteration 300 on it widens, to 0.126 at iteration 400 and 0.185 at the end",
           lambda r: (300, gap_at(r, "baseline", 400), 400, gap_at(r, "baseline", 700)), LOSS_DIFFERENCE),
-    Quote("answer-muon", "a validation loss of 1.6764 over the whole split, against AdamW's 1.8580: 0.182 lower",
-          lambda r: (best(r, "muon"), best(r, "baseline"), r["optimizer_comparison"]["muon_gain"]), UNSTABLE),
+    Quote("answer-muon", "a validation loss of 1.6614 over the whole split, against AdamW's 1.8580: 0.197 lower",
+          lambda r: (best(r, "muon"), best(r, "baseline"), r["optimizer_comparison"]["muon_gain"]), LOSS),
     Quote("answer-no-mask", "falls to 0.052 nats per character within 300 iterations, against 2.017",
           lambda r: (r["no_mask"]["without the mask"]["train_loss"], 300, r["no_mask"]["with the mask"]["train_loss"]),
           LOSS),
@@ -318,11 +321,12 @@ QUOTES += [
                      r["comparison"]["equal_tokens"]["baseline"]), LOSS),
     Quote("answer-h", "half as many characters (8,192 against 16,384)",
           lambda r: (r["large"]["train_config"]["eval_tokens"], r["baseline"]["train_config"]["eval_tokens"])),
-    Quote("answer-h", "the larger model's 0.032 below it", lambda r: subset_offset(r, "large"), LOSS_DIFFERENCE),
+    Quote("answer-h", "the larger model's subset lies 0.032 below the whole split",
+          lambda r: subset_offset(r, "large"), LOSS_DIFFERENCE),
     Quote("answer-h", "shrinks to about 0.045",
           lambda r: (r["comparison"]["equal_tokens"]["baseline"] + subset_offset(r, "baseline"))
           - (r["comparison"]["equal_tokens"]["large"] + subset_offset(r, "large")), LOSS_DIFFERENCE),
-    Quote("answer-h", "(8 windows of 128 characters) costs more than a baseline step (32 windows of 64)",
+    Quote("answer-h", "(8 windows of 128 characters) costs about as much as a baseline step (32 windows of 64)",
           lambda r: (r["large"]["train_config"]["batch_size"], r["large"]["config"]["block_size"],
                      r["baseline"]["train_config"]["batch_size"], r["baseline"]["config"]["block_size"])),
     Quote("answer-h", "one training step needs 87 MiB and 89 MiB of memory",
@@ -337,13 +341,10 @@ CLAIMS += [
     Claim("answer-f", "validation loss has not turned up", lambda r: still_falling(r, "baseline")),
     Claim("answer-f", "The gap between the validation and the training loss grows during the run",
           lambda r: gap_at(r, "baseline", 700) > gap_max_until(r, "baseline", 250)),
-    Claim("answer-muon", "in less training time than AdamW (about nine tenths of it)",
-          lambda r: 0.85 <= r["optimizer_comparison"]["time_ratio"] < 0.95),
+    Claim("answer-muon", "in about the same training time as AdamW",
+          lambda r: 0.85 < r["optimizer_comparison"]["time_ratio"] < 1.1),
     Claim("answer-muon", "below AdamW's lowest of the same training time at every evaluation after the first",
           muon_ahead_at_equal_time),
-    Claim("answer-muon", "rated a Muon step above its cost in the run, so Muon got fewer iterations than would have "
-          "fitted AdamW's time", lambda r: r["optimizer_comparison"]["probe_step_cost_ratio"]
-          > r["optimizer_comparison"]["step_cost_ratio"] and r["optimizer_comparison"]["time_ratio"] < 1),
     Claim("answer-no-mask", "it writes a handful of characters, mostly `O` and `:`, over and over",
           lambda r: len(set(r["no_mask"]["without the mask"]["sample"][6:])) <= 8
           and Counter(r["no_mask"]["without the mask"]["sample"][6:]).most_common(2)[0][0] in "O:"),
@@ -357,9 +358,9 @@ CLAIMS += [
     Claim("answer-h-architectures", "The other three keep their order at both points",
           lambda r: r["architecture_ranking"]["end"][3:] == r["architecture_ranking"]["three_quarters"][3:]
           == ["6 blocks", "block 128", "width 192"]),
-    Claim("answer-h-architectures", "it costs more than twice the baseline's time per iteration",
-          lambda r: r["architecture_sweep"][COMBINATION]["ms_per_iter"]
-          > 2 * r["architecture_sweep"]["baseline"]["ms_per_iter"]),
+    Claim("answer-h-architectures", "it costs about twice the baseline's time per iteration",
+          lambda r: 1.7 < r["architecture_sweep"][COMBINATION]["ms_per_iter"]
+          / r["architecture_sweep"]["baseline"]["ms_per_iter"] < 2.6),
     Claim("answer-h-architectures", "at this budget it is as good as the baseline",
           lambda r: abs(sweep(r, COMBINATION) - sweep(r, "baseline")) < 0.005),
     Claim("answer-h-learning-rate", "The long run uses 0.004", lambda r: r["large"]["train_config"][
@@ -372,13 +373,23 @@ CLAIMS += [
                         for small, large in (("8", "16"), ("16", "32")))),
     Claim("answer-h", "Like the baseline it is still improving at its last evaluation",
           lambda r: still_falling(r, "large") or r["large"]["best_iter"] == r["large"]["history"]["iter"][-1]),
-    Claim("answer-h", "the baseline's subset lies within 0.001 of the whole split",
-          lambda r: abs(subset_offset(r, "baseline")) <= 0.001),
+    Claim("answer-h", "the baseline's within 0.002 of it", lambda r: abs(subset_offset(r, "baseline")) <= 0.002),
     Claim("answer-h", "*At equal characters* the larger model is ahead as well",
           lambda r: r["comparison"]["equal_tokens"]["large"] < r["comparison"]["equal_tokens"]["baseline"]),
     Claim("answer-h", "still more than 0.2 above the baseline's",
           lambda r: r["comparison"]["equal_time"]["large"] - r["comparison"]["equal_time"]["baseline"] > 0.2),
-    Claim("answer-h", "costs more than a baseline step", lambda r: r["comparison"]["ms_per_iter_ratio"] > 1),
+    Claim("answer-h", "costs about as much as a baseline step (32 windows of 64) or a little more",
+          lambda r: 0.95 < r["comparison"]["ms_per_iter_ratio"] < 1.3),
+    Claim("answer-h", "It made more than twice as many steps",
+          lambda r: r["large"]["history"]["iter"][-1] > 2 * r["baseline"]["history"]["iter"][-1]),
+    Claim("answer-h", "it trained about two and a half times as long in all",
+          lambda r: 2.2 < r["large"]["train_time_s"] / r["baseline"]["train_time_s"] < 2.8),
+    Claim("answer-h", "the whole notebook runs in about ten minutes", lambda r: 540 < r["notebook_time_s"] < 720),
+    Claim("answer-h", "baseline trained in a little over a minute, the larger model in about three minutes",
+          lambda r: 60 < r["baseline"]["train_time_s"] < 100 and 160 < r["large"]["train_time_s"] < 220),
+    Claim("answer-h", "took about ten minutes", lambda r: 540 < r["notebook_time_s"] < 720),
+    Claim("intro", "in about ten minutes on two CPU cores", lambda r: 540 < r["notebook_time_s"] < 720),
+    Claim("answer-f", "in a little over a minute on two CPU cores", lambda r: 60 < r["baseline"]["train_time_s"] < 100),
     Claim("answer-h", "names a real speaker (\"POMPEY\") where the baseline invents one (\"POLIXENENENEY\")",
           lambda r: "POMPEY:" in r["comparison_samples"]["larger model"]
           and "POLIXENENENEY" in r["comparison_samples"]["baseline"], True),

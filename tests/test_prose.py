@@ -100,3 +100,20 @@ def test_numbers_are_read_as_written():
     text = "1,808,256 parameters, a loss of 1.8548 and 61 % of words; $C^2$ and `x[0]` and 4C are not numbers"
     found = [prose_checks.written_value(m) for m in prose_checks.numbers_in(text)]
     assert found == [(1808256.0, 0, False), (1.8548, 4, False), (61.0, 0, True)]
+
+
+def test_the_reproduction_note_quotes_the_measured_rerun_on_avx2_kernels():
+    note = next("".join(c["source"]) for c in NOTEBOOK["cells"] if "".join(c["source"]).startswith("## Reproduction"))
+    note = prose_checks.squash(note)
+    rerun = json.loads((ROOT / "results" / "reruns" / "cpu_avx2_kernels.json").read_text(encoding="utf-8"))
+    moved = {path: abs(prose_checks.best(RECORD, path) - prose_checks.best(rerun, path))
+             for path in ("baseline", "large", "lr_sweep/0.016")}
+    assert (f"the baseline's best loss moved by {moved['baseline']:.3f} and the larger model's by {moved['large']:.3f}"
+            in note)
+    assert f"(0.016) by {moved['lr_sweep/0.016']:.3f}" in note
+    short_runs = [f"{sweep}/{name}" for sweep in ("architecture_sweep", "batch_sweep") for name in RECORD[sweep]]
+    assert all(round(prose_checks.best(RECORD, p), 4) == round(prose_checks.best(rerun, p), 4)
+               for p in [*short_runs, "lr_sweep/0.001", "lr_sweep/0.004"])
+    iterations = [r["optimizer_comparison"]["muon_iters"] for r in (RECORD, rerun)]
+    assert "({} iterations in the run on record, {} in the re-run with AVX2 kernels)".format(*iterations) in note
+    assert "AVX2" in rerun["machine"]["name"] and "AVX512" in RECORD["machine"]["name"]
