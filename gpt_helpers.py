@@ -8,9 +8,10 @@ import math
 import os
 import sys
 import urllib.request
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
+import matplotlib
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
@@ -332,10 +333,20 @@ class NoCausalMask(TorchFunctionMode):
 # --------------------------------------------------------------------------- figures
 
 FIGURE_WIDTH = 6.5  # inches: the report places each figure at its own size on a text width of 16.6 cm
-# Applied inside each plotting function only (plt.rc_context), so a user's other plots keep their settings. The figures
+# Applied inside each plotting function only (figure_style), so a user's other plots keep their settings. The figures
 # are made at their printed size, so these are printed points: nothing smaller than 8.
 FIGURE_STYLE = {"font.size": 9, "axes.titlesize": 10, "figure.titlesize": 10, "axes.labelsize": 9,
                 "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 8}
+
+
+@contextmanager
+def figure_style():
+    """FIGURE_STYLE for the figures made inside, the settings as before afterwards, but for interactive mode: the
+    first figure of a Jupyter session switches it on, and undoing that would keep every later figure from showing."""
+    with plt.rc_context(FIGURE_STYLE):
+        yield
+        interactive = matplotlib.is_interactive()
+    matplotlib.interactive(interactive)
 
 
 def save_figure(fig, name: str, profile: str, directory) -> None:
@@ -357,7 +368,7 @@ def plot_char_frequencies(counts: list[tuple[str, int]]):
     """Share of each character, most frequent first (log scale: the rare ones stay visible)."""
     chars, n = zip(*counts)
     labels = [CHAR_LABELS.get(c, c) for c in chars]
-    with plt.rc_context(FIGURE_STYLE):
+    with figure_style():
         fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 3.0), layout="constrained")
         ax.bar(range(len(chars)), [100 * k / sum(n) for k in n])
         # every other label one line lower: 8-point characters need more room than one bar's width
@@ -375,7 +386,7 @@ LOSS_TICKS = (1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.2, 2.4, 2.6, 2.8, 3.0, 3.2, 3.5, 4
 
 def plot_curves(curves: dict, xlabel: str, title: str, best: tuple | None = None, figsize=(FIGURE_WIDTH, 3.6)):
     """Loss curves {label: (x, y)} on a log axis labelled every 0.1 nats near the lowest loss; `best`: (x, y)."""
-    with plt.rc_context(FIGURE_STYLE):
+    with figure_style():
         fig, ax = plt.subplots(figsize=figsize, layout="constrained")
         for label, (x, y) in curves.items():
             ax.plot(x, y, marker="o", markersize=2.5, label=label)
@@ -398,7 +409,7 @@ def plot_attention(weights: torch.Tensor, text: str, title: str):
     n_head, T = weights.shape[0], weights.shape[-1]
     cols = 2 if n_head % 2 == 0 else 1
     labels = [CHAR_LABELS.get(c, c) for c in text]
-    with plt.rc_context(FIGURE_STYLE):
+    with figure_style():
         fig, axes = plt.subplots(n_head // cols, cols, figsize=(FIGURE_WIDTH, 3.1 * n_head // cols), squeeze=False,
                                  sharex=True, sharey=True, layout="constrained")
         for h, ax in enumerate(axes.flat):
@@ -419,7 +430,7 @@ def plot_temperature_metrics(temperatures: list[float], metrics: dict[str, list[
     """One panel per metric, the temperature on a categorical axis (its values are not evenly spaced)."""
     labels = {"nll": "NLL under the model\n(nats/char)", "known_word_share": "share of words that\noccur in training",
               "distinct_4gram_ratio": "distinct 4-grams\n(1 = no repetition)"}
-    with plt.rc_context(FIGURE_STYLE):
+    with figure_style():
         fig, axes = plt.subplots(1, len(metrics), figsize=(FIGURE_WIDTH, 2.6), squeeze=False, layout="constrained")
         for ax, (key, values) in zip(axes.flat, metrics.items()):
             ax.plot(range(len(temperatures)), values, "o")

@@ -191,3 +191,18 @@ def test_the_committed_notebook_ran_cleanly_and_shows_its_run_reproduced(committ
     table = "".join("".join(o["data"]["text/markdown"]) for o in cells[-1]["outputs"] if "data" in o)
     verdicts = [row.split("|")[-2].strip() for row in table.splitlines() if row.startswith("| ") and "---" not in row]
     assert len(verdicts) > 20 and set(verdicts[1:]) == {"reproduced"}  # the header, then every loss
+
+
+def test_the_training_cell_reads_once_and_names_explain_themselves(committed):
+    lines = tagged_source(committed, "train").splitlines()
+    assert sum(len(line) > 100 for line in lines) <= 0.1 * len(lines)
+    code = "\n".join(source(c) for c in code_cells(committed))
+    for alias in (r"\bH\.", r"\bP\[", r"\bh\[", r"\blh\["):  # short names read cells away from where they were set
+        assert not re.search(alias, code), alias
+
+
+def test_every_figure_the_notebook_saves_also_shows_in_it(smoke_record):
+    cells = [c for c in code_cells(smoke_record.handin) if "helpers.save_figure(" in source(c)]
+    shown = [sum("image/png" in o.get("data", {}) for o in c["outputs"]) for c in cells]
+    saved = [source(c).count("helpers.save_figure(") for c in cells]
+    assert sum(saved) == len(FIGURES) and shown == saved
