@@ -6,9 +6,9 @@
 Training steps: the notebook's `train` itself (batches, forward, backward, clipping, the optimiser), milliseconds
 per iteration after the first, for the profile's baseline and larger model: our attention from primitives against
 the same model computing attention with PyTorch's fused kernel (bench/reference.py, never in the notebook), and
-AdamW from get_optimizer against our Muon. The Muon/AdamW ratio of the baseline guides the profile's Muon iterations
-(equal training time in (f)); it varies by several percent from run to run on a small shared machine. Optimiser
-steps: one step of each on random gradients. Sampling: new characters per second of GPT.sample for one prompt.
+AdamW from get_optimizer against our Muon. The Muon/AdamW ratio of the baseline is what the notebook measures
+before its Muon run (equal training time in (f)); it varies by several percent from run to run on a small machine.
+Optimiser steps: one step of each on random gradients. Sampling: new characters per second of GPT.sample for one prompt.
 Writes bench/results/<machine>.json and the tables in BENCHMARKS.md.
 """
 
