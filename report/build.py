@@ -96,7 +96,8 @@ def build(profile: str | None = None, output: Path = REPORT / "report.pdf", root
                       "them:\n  " + "\n  ".join(unfilled) + "\nFill in your names and matriculation numbers, "
                       "then build again before handing in.\n" + "!" * 100, UserWarning, stacklevel=2)
     appendix = "cpu" if profile == "gpu" and (root / "results" / "cpu.json").exists() else ""
-    inputs = {"profile": profile, "appendix": appendix,
+    reruns = sorted(p.stem for p in (root / "results" / "reruns").glob(f"{profile}_*.json"))  # re-executions
+    inputs = {"profile": profile, "appendix": appendix, "reruns": ",".join(reruns),
               "authors": (REPORT / "authors.toml").read_text(encoding="utf-8"),
               **{TAG + name: to_typst(markdown) for name, markdown in answers.items()}}
     # The source goes in as bytes, so that Typst's root can be any folder: its paths (/results, /figures) are root's.

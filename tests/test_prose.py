@@ -114,6 +114,6 @@ def test_the_reproduction_note_quotes_the_measured_rerun_on_avx2_kernels():
     short_runs = [f"{sweep}/{name}" for sweep in ("architecture_sweep", "batch_sweep") for name in RECORD[sweep]]
     assert all(round(prose_checks.best(RECORD, p), 4) == round(prose_checks.best(rerun, p), 4)
                for p in [*short_runs, "lr_sweep/0.001", "lr_sweep/0.004"])
-    iterations = [r["optimizer_comparison"]["muon_iters"] for r in (RECORD, rerun)]
-    assert "({} iterations in the run on record, {} in the re-run with AVX2 kernels)".format(*iterations) in note
+    assert "(in our runs of this code it got 600 or 650 iterations)" in note
+    assert {r["optimizer_comparison"]["muon_iters"] for r in (RECORD, rerun)} <= {600, 650}
     assert "AVX2" in rerun["machine"]["name"] and "AVX512" in RECORD["machine"]["name"]

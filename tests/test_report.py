@@ -220,7 +220,7 @@ def test_every_task_has_its_section(built):
 
 def test_report_is_concise(built):
     _, _, pages, _ = built
-    assert len(pages) - 1 <= 11
+    assert len(pages) - 1 <= 12
 
 
 def test_every_text_in_the_pdf_is_at_least_7_points_figures_included(built):
