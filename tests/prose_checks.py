@@ -221,7 +221,7 @@ def behind_then_ahead(r: dict) -> tuple[int, int, int]:
 
 
 def sweep(r: dict, name: str) -> float:
-    return r["architecture_sweep"][name]["best_val_loss"]
+    return best(r, f"architecture_sweep/{name}")
 
 
 COMBINATION = "width 192, 6 heads, block 128"

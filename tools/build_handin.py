@@ -17,6 +17,8 @@ import json
 import shutil
 from pathlib import Path
 
+from nbcode import cell_source as source
+
 ROOT = Path(__file__).resolve().parents[1]
 HELPERS_MAGIC = "%%writefile gpt_helpers.py\n"
 HELPERS_TAG = "helpers"
@@ -53,11 +55,6 @@ def embedded_helpers(nb: dict) -> str:
     """The helper module's code inside a hand-in notebook."""
     (cell,) = [c for c in nb["cells"] if HELPERS_TAG in c["metadata"].get("tags", [])]
     return "".join(cell["source"]).removeprefix(HELPERS_MAGIC)
-
-
-def source(cell: dict) -> str:
-    """A cell's source as one string, whether stored as a list of lines or as a string."""
-    return "".join(cell["source"])
 
 
 def executed_code(cell: dict) -> tuple:
