@@ -1,17 +1,11 @@
-"""Helpers for the character-level GPT notebook: corpus, dataset, evaluation, Muon, figures, the run's record.
-No model code: the graded classes live in the notebook."""
+"""Helpers for the character-level GPT notebook: corpus, dataset, evaluation, Muon, figures. No model code."""
 
 import hashlib
-import importlib.util
-import json
 import math
 import os
-import sys
 import urllib.request
-from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-import matplotlib
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
@@ -104,51 +98,7 @@ class CharDataset(Dataset):
         return chunk[:-1], chunk[1:]
 
 
-# --------------------------------------------------------------------------- the machine and training support
-
-def choose_profile(requested: str, profiles, on_record, device: torch.device, capability=None) -> tuple[str, str]:
-    """(profile, why) for PROFILE = `requested`. "auto" picks "gpu" on a CUDA GPU with bf16 tensor cores (compute
-    capability 8.0 or later) when the notebook carries a gpu run on record to compare with, and "cpu" elsewhere."""
-    if requested != "auto":
-        if requested not in profiles:
-            raise ValueError(f"PROFILE={requested!r} is not one of {['auto', *profiles]}: set one of them in the "
-                             "parameters cell")
-        return requested, "set in the parameters cell"
-    if device.type != "cuda":
-        return "cpu", f"no CUDA GPU here ({device.type}); the cpu profile runs on any device"
-    major, minor = capability or torch.cuda.get_device_capability(device)
-    if (major, minor) < (8, 0):
-        return "cpu", f"this GPU has compute capability {major}.{minor}, below the 8.0 that bf16 tensor cores need"
-    if "gpu" not in on_record:
-        return "cpu", "the notebook carries no gpu run on record to compare with yet"
-    return "gpu", f"a CUDA GPU with bf16 tensor cores (compute capability {major}.{minor})"
-
-
-def profile_settings(profile: str, device: torch.device, capability=None, system: str = sys.platform):
-    """(precision, compile) of a profile: float32 and eager for every profile but `gpu`, on any device. `gpu` needs
-    bf16 tensor cores (compute capability 8.0 or later) and compiles where Triton runs (Linux)."""
-    if profile != "gpu":
-        return "fp32", False
-    if device.type != "cuda":
-        raise ValueError(f"PROFILE='gpu' needs a CUDA GPU, this machine runs on {device.type}: use PROFILE='cpu'")
-    major, minor = capability or torch.cuda.get_device_capability(device)
-    if (major, minor) < (8, 0):
-        raise ValueError(f"PROFILE='gpu' needs bf16 tensor cores (compute capability 8.0 or later), this GPU has "
-                         f"{major}.{minor}: use PROFILE='cpu'")
-    return "bf16", system.startswith("linux") and importlib.util.find_spec("triton") is not None
-
-
-def autocast(device: torch.device, precision: str):
-    """bf16 autocast for "bf16" (the weights stay float32); nothing for "fp32"."""
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
-    return torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
-
-
-def sync(device: torch.device) -> None:
-    """Wait for the device's queued work (CUDA and MPS run asynchronously), so that a host clock times it."""
-    {"cuda": torch.cuda.synchronize, "mps": lambda: torch.mps.synchronize()}.get(device.type, lambda: None)()
-
+# --------------------------------------------------------------------------- evaluation
 
 def eval_windows(ids: torch.Tensor, block_size: int, n_tokens: int | None = None) -> list[tuple[torch.Tensor, ...]]:
     """Non-overlapping (x, y) windows in which every position of `ids` after the first is a target once: the full
@@ -165,7 +115,7 @@ def eval_windows(ids: torch.Tensor, block_size: int, n_tokens: int | None = None
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, windows, precision: str = "fp32", batch_size: int = 64) -> float:
+def evaluate(model: torch.nn.Module, windows, batch_size: int = 64) -> float:
     """Mean cross-entropy (nats per character) over every target of `windows` (from eval_windows), in eval mode.
     Each batch sums in float32 on the device (Apple's MPS has no float64); the host adds the sums."""
     was_training = model.training
@@ -173,56 +123,11 @@ def evaluate(model: torch.nn.Module, windows, precision: str = "fp32", batch_siz
     total, count = 0.0, 0
     for x, y in windows:
         for i in range(0, len(x), batch_size):
-            with autocast(x.device, precision):
-                logits = model(x[i : i + batch_size])
-            total += F.cross_entropy(logits.float().flatten(0, 1), y[i : i + batch_size].flatten(),
-                                     reduction="sum").item()
+            logits = model(x[i : i + batch_size])
+            total += F.cross_entropy(logits.flatten(0, 1), y[i : i + batch_size].flatten(), reduction="sum").item()
             count += y[i : i + batch_size].numel()
     model.train(was_training)
     return total / count
-
-
-def training_memory_mb(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str = "fp32") -> float:
-    """Memory of one AdamW step on (x, y), counted from its tensors (the same on every device): weights, gradients and
-    AdamW's two moments (4 copies of the parameters), plus the activations saved for the backward pass."""
-    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    saved = {}  # storage address -> bytes: a storage saved twice counts once
-
-    def keep(t):
-        if t.untyped_storage().data_ptr() not in weights:
-            saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t), autocast(x.device, precision):
-        F.cross_entropy(model(x).float().flatten(0, 1), y.flatten())
-    return (4 * sum(p.numel() * p.element_size() for p in model.parameters()) + sum(saved.values())) / 2**20
-
-
-class _NotebookLine:
-    """Where a progress bar draws in a notebook: one display output, replaced at every redraw, so that the saved
-    notebook holds the bar's last state instead of a trail of carriage returns."""
-
-    encoding = "utf-8"  # tqdm draws its bar with Unicode blocks
-
-    def __init__(self):
-        self.handle = sys.modules["IPython"].display.display({"text/plain": ""}, raw=True, display_id=True)
-
-    def write(self, s: str) -> None:
-        if s.strip():
-            self.handle.update({"text/plain": s.strip("\r\n")}, raw=True)
-
-    def flush(self) -> None:
-        pass
-
-
-def progress(total: int, desc: str):
-    """A tqdm bar with the time left and the loop's postfix; in a notebook on one output line, else on stderr."""
-    from tqdm import tqdm  # imported here: only training needs it
-
-    shell = sys.modules["IPython"].get_ipython() if "IPython" in sys.modules else None
-    return tqdm(total=total, desc=desc, file=_NotebookLine() if hasattr(shell, "kernel") else sys.stderr, ncols=100,
-                mininterval=1.0, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n}/{total} "
-                "[{elapsed} elapsed, {remaining} left{postfix}]")
 
 
 # --------------------------------------------------------------------------- Muon (our extra in (f))
@@ -230,11 +135,11 @@ def progress(total: int, desc: str):
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # torch.optim.Muon's quintic Newton-Schulz iteration (Keller Jordan)
 
 
-def newton_schulz(G: torch.Tensor, steps: int = 5, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """About U V^T for every matrix U S V^T of G (n, rows, cols), computed in `dtype`."""
+def newton_schulz(G: torch.Tensor, steps: int = 5) -> torch.Tensor:
+    """About U V^T for every matrix U S V^T of G (n, rows, cols)."""
     a, b, c = NS_COEFFICIENTS
     tall = G.size(-2) > G.size(-1)
-    X = G.to(dtype).mT if tall else G.to(dtype)  # iterate on the smaller Gram matrix X X^T
+    X = G.mT if tall else G  # iterate on the smaller Gram matrix X X^T
     X = X / X.norm(dim=(-2, -1), keepdim=True).clamp(min=1e-7)  # Frobenius norm 1: every singular value <= 1
     for _ in range(steps):
         A = X @ X.mT
@@ -243,64 +148,54 @@ def newton_schulz(G: torch.Tensor, steps: int = 5, dtype: torch.dtype = torch.fl
 
 
 class Muon(torch.optim.Optimizer):
-    """One optimiser: Muon for the parameter groups marked `use_muon` (2-D matrices), AdamW for the others. Muon's
-    update is torch.optim.Muon's (Nesterov momentum, 5 Newton-Schulz steps, the rate scaled by sqrt(max(1, rows/cols)),
-    decoupled weight decay), with the matrices of one shape orthogonalised together in `ns_dtype`."""
+    """Muon for 2-D weight matrices: torch.optim.Muon's update (Nesterov momentum, 5 Newton-Schulz steps, the rate
+    scaled by sqrt(max(1, rows/cols))) in float32, with the matrices of one shape orthogonalised together."""
 
-    def __init__(self, groups, lr: float = 1e-3, betas=(0.9, 0.99), eps: float = 1e-8, weight_decay: float = 0.0,
-                 momentum: float = 0.95, ns_dtype: torch.dtype = torch.float32):
-        super().__init__(groups, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum=momentum,
-                                      use_muon=False))
-        self.ns_dtype = ns_dtype
-        if bad := [tuple(p.shape) for g in self.param_groups if g["use_muon"] for p in g["params"] if p.dim() != 2]:
-            raise ValueError(f"Muon takes 2-D weight matrices only, got a parameter of shape {bad[0]}; put biases, "
-                             "gains and embeddings in a group without use_muon (AdamW)")
+    def __init__(self, params, lr: float = 0.02, momentum: float = 0.95):
+        super().__init__(params, dict(lr=lr, momentum=momentum))
+        if bad := [tuple(p.shape) for g in self.param_groups for p in g["params"] if p.dim() != 2]:
+            raise ValueError(f"Muon takes 2-D weight matrices only, got a parameter of shape {bad[0]}; give biases, "
+                             "gains and embeddings to AdamW (MuonAdamW does)")
 
     @torch.no_grad()
     def step(self):
         for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            (self._muon if group["use_muon"] else self._adamw)(group, params)
-
-    def _adamw(self, group, params):
-        (beta1, beta2), lr = group["betas"], group["lr"]
-        for p in params:
-            state = self.state[p]
-            if not state:
-                state.update(step=0, exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
-            state["step"] += 1
-            p.mul_(1 - lr * group["weight_decay"])
-            state["exp_avg"].lerp_(p.grad, 1 - beta1)
-            state["exp_avg_sq"].mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
-            denom = (state["exp_avg_sq"].sqrt() / math.sqrt(1 - beta2 ** state["step"])).add_(group["eps"])
-            p.addcdiv_(state["exp_avg"], denom, value=-lr / (1 - beta1 ** state["step"]))
-
-    def _muon(self, group, params):
-        lr, m = group["lr"], group["momentum"]
-        stacks = {}  # (short side, long side) -> [(parameter, its update, wide)]
-        for p in params:
-            buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
-            buf.lerp_(p.grad, 1 - m)  # buf = m buf + (1 - m) g
-            update = p.grad.lerp(buf, m)  # Nesterov: (1 - m) g + m buf
-            wide = p.size(0) <= p.size(1)
-            stacks.setdefault(tuple(sorted(p.shape)), []).append((p, update if wide else update.mT, wide))
-        for entries in stacks.values():
-            ps, updates, wides = zip(*entries)
-            ortho = newton_schulz(torch.stack(updates), dtype=self.ns_dtype).to(ps[0].dtype)
-            for p, o, wide in zip(ps, ortho.unbind(0), wides):
-                p.mul_(1 - lr * group["weight_decay"])
-                p.add_(o if wide else o.mT, alpha=-lr * math.sqrt(max(1, p.size(0) / p.size(1))))
+            lr, m = group["lr"], group["momentum"]
+            stacks = {}  # (short side, long side) -> [(parameter, its update, wide)]
+            for p in (p for p in group["params"] if p.grad is not None):
+                buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
+                buf.lerp_(p.grad, 1 - m)  # buf = m buf + (1 - m) g
+                update = p.grad.lerp(buf, m)  # Nesterov: (1 - m) g + m buf
+                wide = p.size(0) <= p.size(1)
+                stacks.setdefault(tuple(sorted(p.shape)), []).append((p, update if wide else update.mT, wide))
+            for entries in stacks.values():
+                ps, updates, wides = zip(*entries)
+                for p, o, wide in zip(ps, newton_schulz(torch.stack(updates)).unbind(0), wides):
+                    p.add_(o if wide else o.mT, alpha=-lr * math.sqrt(max(1, p.size(0) / p.size(1))))
 
 
-def muon_groups(model: torch.nn.Module, learning_rate: float, muon_lr: float, weight_decay: float) -> list[dict]:
-    """Muon for the 2-D weight matrices inside the blocks; AdamW for the rest, as GPT.get_optimizer groups it
-    (weight decay on the embeddings and the tied head, none on gains and biases)."""
-    named = dict(model.named_parameters())  # the tied embedding and head appear once
-    matrices = [p for n, p in named.items() if ".blocks." in f".{n}" and p.dim() == 2]
-    rest = [p for p in named.values() if all(p is not q for q in matrices)]
-    return [dict(params=matrices, lr=muon_lr, weight_decay=0.0, use_muon=True),
-            dict(params=[p for p in rest if p.dim() >= 2], lr=learning_rate, weight_decay=weight_decay),
-            dict(params=[p for p in rest if p.dim() < 2], lr=learning_rate, weight_decay=0.0)]
+class MuonAdamW:
+    """One optimiser for the training loop: Muon for the 2-D weight matrices inside the blocks (no weight decay),
+    torch's AdamW for the rest, grouped as GPT.get_optimizer groups it (decay on the embeddings and the tied head,
+    none on gains and biases). `param_groups` lists both, so a schedule sets every group's rate."""
+
+    def __init__(self, model: torch.nn.Module, learning_rate: float, muon_lr: float, weight_decay: float, betas):
+        named = dict(model.named_parameters())  # the tied embedding and head appear once
+        matrices = [p for n, p in named.items() if ".blocks." in f".{n}" and p.dim() == 2]
+        rest = [p for p in named.values() if all(p is not q for q in matrices)]
+        self.muon = Muon(matrices, lr=muon_lr)
+        self.adamw = torch.optim.AdamW([dict(params=[p for p in rest if p.dim() >= 2], weight_decay=weight_decay),
+                                        dict(params=[p for p in rest if p.dim() < 2], weight_decay=0.0)],
+                                       lr=learning_rate, betas=betas)
+        self.param_groups = self.muon.param_groups + self.adamw.param_groups
+
+    def step(self) -> None:
+        self.muon.step()
+        self.adamw.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.muon.zero_grad(set_to_none)
+        self.adamw.zero_grad(set_to_none)
 
 
 # --------------------------------------------------------------------------- looking inside the model
@@ -333,32 +228,17 @@ class NoCausalMask(TorchFunctionMode):
 # --------------------------------------------------------------------------- figures
 
 FIGURE_WIDTH = 6.5  # inches: the report places each figure at its own size on a text width of 16.6 cm
-# Applied inside each plotting function only (figure_style), so a user's other plots keep their settings. The figures
-# are made at their printed size, so these are printed points: nothing smaller than 8.
-FIGURE_STYLE = {"font.size": 9, "axes.titlesize": 10, "figure.titlesize": 10, "axes.labelsize": 9,
-                "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 8}
+# The figures are made at their printed size, so these are printed points: nothing smaller than 8.
+plt.rcParams.update({"font.size": 9, "axes.titlesize": 10, "figure.titlesize": 10, "axes.labelsize": 9,
+                     "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 8})
 
 
-@contextmanager
-def figure_style():
-    """FIGURE_STYLE for the figures made inside, the settings as before afterwards, but for interactive mode: the
-    first figure of a Jupyter session switches it on, and undoing that would keep every later figure from showing."""
-    with plt.rc_context(FIGURE_STYLE):
-        yield
-        interactive = matplotlib.is_interactive()
-    matplotlib.interactive(interactive)
-
-
-def save_figure(fig, name: str, profile: str, directory) -> None:
-    """Save `fig` as <directory>/<name>_<profile>.png (notebook, README) and .pdf (report), at the figure's own size,
-    and the same bytes each time: no creation date in the PDF (the PNG carries none), and the layout fixed first."""
-    if fig.get_layout_engine() is not None:
-        for _ in range(5):  # constrained layout moves the axes a little less at each draw, never quite settling
-            fig.draw_without_rendering()
-        fig.set_layout_engine("none")  # keep this layout: every later draw, and so every save, is then the same
+def save_figure(fig, name: str, directory) -> None:
+    """Save `fig` as <directory>/<name>.png (notebook, README) and .pdf (report), at the figure's own size; the PDF
+    without a creation date, so that the same figure gives the same bytes."""
     Path(directory).mkdir(parents=True, exist_ok=True)
-    for suffix, metadata in (("png", {}), ("pdf", {"CreationDate": None})):
-        fig.savefig(Path(directory) / f"{name}_{profile}.{suffix}", dpi=150, metadata=metadata)
+    fig.savefig(Path(directory) / f"{name}.png", dpi=150)
+    fig.savefig(Path(directory) / f"{name}.pdf", metadata={"CreationDate": None})
 
 
 CHAR_LABELS = {"\n": "\\n", " ": "␣"}  # how a figure shows the invisible characters
@@ -368,17 +248,16 @@ def plot_char_frequencies(counts: list[tuple[str, int]]):
     """Share of each character, most frequent first (log scale: the rare ones stay visible)."""
     chars, n = zip(*counts)
     labels = [CHAR_LABELS.get(c, c) for c in chars]
-    with figure_style():
-        fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 3.0), layout="constrained")
-        ax.bar(range(len(chars)), [100 * k / sum(n) for k in n])
-        # every other label one line lower: 8-point characters need more room than one bar's width
-        ax.set_xticks(range(len(chars)), [("\n" if i % 2 else "") + label for i, label in enumerate(labels)],
-                      family="monospace")
-        ax.set(xlabel="character (␣ = space, \\n = newline), most frequent first",
-               ylabel="share of the corpus (%, log scale)", yscale="log",
-               title=f"The {len(chars)} distinct characters of the corpus")
-        ax.yaxis.set_major_formatter("{x:g}")  # 0.01 rather than 10⁻², whose exponent would print at 5.6 points
-        ax.yaxis.set_minor_formatter(plt.NullFormatter())
+    fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 3.0), layout="constrained")
+    ax.bar(range(len(chars)), [100 * k / sum(n) for k in n])
+    # every other label one line lower: 8-point characters need more room than one bar's width
+    ax.set_xticks(range(len(chars)), [("\n" if i % 2 else "") + label for i, label in enumerate(labels)],
+                  family="monospace")
+    ax.set(xlabel="character (␣ = space, \\n = newline), most frequent first",
+           ylabel="share of the corpus (%, log scale)", yscale="log",
+           title=f"The {len(chars)} distinct characters of the corpus")
+    ax.yaxis.set_major_formatter("{x:g}")  # 0.01 rather than 10⁻², whose exponent would print at 5.6 points
+    ax.yaxis.set_minor_formatter(plt.NullFormatter())
     return fig
 
 
@@ -386,20 +265,19 @@ LOSS_TICKS = (1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.2, 2.4, 2.6, 2.8, 3.0, 3.2, 3.5, 4
 
 def plot_curves(curves: dict, xlabel: str, title: str, best: tuple | None = None, figsize=(FIGURE_WIDTH, 3.6)):
     """Loss curves {label: (x, y)} on a log axis labelled every 0.1 nats near the lowest loss; `best`: (x, y)."""
-    with figure_style():
-        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
-        for label, (x, y) in curves.items():
-            ax.plot(x, y, marker="o", markersize=2.5, label=label)
-        if best is not None:
-            ax.scatter(*best, color="black", zorder=3, label=f"lowest validation loss {best[1]:.4f} (fixed subset)")
-        lowest = min(min(y) for _, y in curves.values())
-        low, high = 0.97 * lowest, 1.03 * max(max(y) for _, y in curves.values())
-        fine = [round(0.1 * k, 1) for k in range(math.ceil(10 * low), math.floor(10 * lowest) + 6)]  # every 0.1 nats
-        ticks = sorted({t for t in (*LOSS_TICKS, *fine) if low <= t <= high})
-        ax.set(yscale="log", ylim=(low, high), xlabel=xlabel, ylabel="cross-entropy (nats per character,\nlog scale)",
-               title=title)
-        ax.set_yticks(ticks, [f"{t:.1f}" for t in ticks], minor=False), ax.minorticks_off(), ax.grid(True, alpha=0.3)
-        ax.legend()
+    fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+    for label, (x, y) in curves.items():
+        ax.plot(x, y, marker="o", markersize=2.5, label=label)
+    if best is not None:
+        ax.scatter(*best, color="black", zorder=3, label=f"lowest validation loss {best[1]:.4f} (fixed subset)")
+    lowest = min(min(y) for _, y in curves.values())
+    low, high = 0.97 * lowest, 1.03 * max(max(y) for _, y in curves.values())
+    fine = [round(0.1 * k, 1) for k in range(math.ceil(10 * low), math.floor(10 * lowest) + 6)]  # every 0.1 nats
+    ticks = sorted({t for t in (*LOSS_TICKS, *fine) if low <= t <= high})
+    ax.set(yscale="log", ylim=(low, high), xlabel=xlabel, ylabel="cross-entropy (nats per character,\nlog scale)",
+           title=title)
+    ax.set_yticks(ticks, [f"{t:.1f}" for t in ticks], minor=False), ax.minorticks_off(), ax.grid(True, alpha=0.3)
+    ax.legend()
     return fig
 
 
@@ -409,20 +287,19 @@ def plot_attention(weights: torch.Tensor, text: str, title: str):
     n_head, T = weights.shape[0], weights.shape[-1]
     cols = 2 if n_head % 2 == 0 else 1
     labels = [CHAR_LABELS.get(c, c) for c in text]
-    with figure_style():
-        fig, axes = plt.subplots(n_head // cols, cols, figsize=(FIGURE_WIDTH, 3.1 * n_head // cols), squeeze=False,
-                                 sharex=True, sharey=True, layout="constrained")
-        for h, ax in enumerate(axes.flat):
-            image = ax.imshow(weights[h].float().cpu().tolist(), cmap="Blues", vmin=0, vmax=1)
-            ax.set_title(f"head {h}")
-            ax.set_xticks(range(T), labels, family="monospace")
-            ax.set_yticks(range(T), labels, family="monospace")
-        for ax in axes[-1]:
-            ax.set_xlabel("key: the character attended to")
-        for ax in axes[:, 0]:
-            ax.set_ylabel("query: predicts what follows it")
-        fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
-        fig.suptitle(title)
+    fig, axes = plt.subplots(n_head // cols, cols, figsize=(FIGURE_WIDTH, 3.1 * n_head // cols), squeeze=False,
+                             sharex=True, sharey=True, layout="constrained")
+    for h, ax in enumerate(axes.flat):
+        image = ax.imshow(weights[h].float().cpu().tolist(), cmap="Blues", vmin=0, vmax=1)
+        ax.set_title(f"head {h}")
+        ax.set_xticks(range(T), labels, family="monospace")
+        ax.set_yticks(range(T), labels, family="monospace")
+    for ax in axes[-1]:
+        ax.set_xlabel("key: the character attended to")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("query: predicts what follows it")
+    fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
+    fig.suptitle(title)
     return fig
 
 
@@ -430,20 +307,13 @@ def plot_temperature_metrics(temperatures: list[float], metrics: dict[str, list[
     """One panel per metric, the temperature on a categorical axis (its values are not evenly spaced)."""
     labels = {"nll": "NLL under the model\n(nats/char)", "known_word_share": "share of words that\noccur in training",
               "distinct_4gram_ratio": "distinct 4-grams\n(1 = no repetition)"}
-    with figure_style():
-        fig, axes = plt.subplots(1, len(metrics), figsize=(FIGURE_WIDTH, 2.6), squeeze=False, layout="constrained")
-        for ax, (key, values) in zip(axes.flat, metrics.items()):
-            ax.plot(range(len(temperatures)), values, "o")
-            ax.set_xticks(range(len(temperatures)), [str(t) for t in temperatures], rotation=40, ha="right",
-                          rotation_mode="anchor")  # slanted: "0.0001" is wider than the room under one point
-            ax.set(xlabel="temperature τ", ylabel=labels.get(key, key))
-            ax.grid(True, alpha=0.3)
-        fig.suptitle("The samples at each temperature")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(FIGURE_WIDTH, 2.6), squeeze=False, layout="constrained")
+    for ax, (key, values) in zip(axes.flat, metrics.items()):
+        ax.plot(range(len(temperatures)), values, "o")
+        ax.set_xticks(range(len(temperatures)), [str(t) for t in temperatures], rotation=40, ha="right",
+                      rotation_mode="anchor")  # slanted: "0.0001" is wider than the room under one point
+        ax.set(xlabel="temperature τ", ylabel=labels.get(key, key))
+        ax.grid(True, alpha=0.3)
+    fig.suptitle("The samples at each temperature")
     return fig
 
-
-# --------------------------------------------------------------------------- the run's record
-
-def write_json(path, data) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

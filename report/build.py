@@ -1,16 +1,6 @@
-"""Build report/report.pdf from report/report.typ, the notebook's written answers and results/<profile>.json.
+"""Build report/report.pdf from report/report.typ, results/run.json and the notebook's answers: markdown cells tagged
+`answer-<id>`, converted by pandoc to Typst and placed by `#answer("<id>")`, each exactly once."""
 
-    python report/build.py                    # the main run: gpu if results/gpu.json exists, else cpu
-    python report/build.py --profile smoke
-    python report/build.py --root SCRATCH     # a folder holding assignment3.ipynb, results/ and figures/
-
-Every written answer lives once, in a markdown cell of the notebook tagged `answer-<id>`. The build converts each
-with pandoc to Typst markup and hands it to report.typ, which places it with `#answer("<id>")`; the report itself
-adds only the cover, headings, tables, figures, captions and samples. The ids placed and the ids the notebook has
-must be the same set, or the build stops.
-"""
-
-import argparse
 import json
 import re
 import warnings
@@ -23,15 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "report"  # report.typ and authors.toml always come from here, whatever the root
 TAG = "answer-"
 LABEL = re.compile(r"^\s*\*\*Answer \([a-z]\)\.\*\*\s*")  # "**Answer (a).**": in the report, the heading says it
-READER = "gfm+tex_math_dollars+smart"  # how pandoc reads the notebook's markdown
+READER = "gfm+tex_math_dollars+smart"  # how pandoc reads the notebook's markdown, as Jupyter renders it
 CODE_OR_MATH = re.compile(r"(`+).*?\1|(?<!\\)\$.*?(?<!\\)\$", re.S)  # in pandoc's Typst: raw text, or math
 OPERATOR_SPACE = re.compile(r'("\)?) (?=\\\()')  # \operatorname{f}(x) becomes "f" \( x \): Typst prints the space
 PLACED = re.compile(r'#answer\("([\w-]+)"\)')
-
-
-def main_profile(root: Path = ROOT) -> str:
-    """The run the report's main text describes: the gpu run once there is one, else the cpu run."""
-    return "gpu" if (Path(root) / "results" / "gpu.json").exists() else "cpu"
 
 
 def placeholders(authors: Path = REPORT / "authors.toml") -> list[str]:
@@ -43,13 +28,10 @@ def answer_cells(notebook: Path) -> dict[str, str]:
     """{id: markdown} of the notebook's cells tagged `answer-<id>`, in notebook order."""
     answers = {}
     for cell in json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]:
-        for tag in cell["metadata"].get("tags", []):
-            if not tag.startswith(TAG):
-                continue
-            name = tag.removeprefix(TAG)
-            if cell["cell_type"] != "markdown" or name in answers:
+        for tag in (t for t in cell["metadata"].get("tags", []) if t.startswith(TAG)):
+            if cell["cell_type"] != "markdown" or tag.removeprefix(TAG) in answers:
                 raise ValueError(f"{notebook}: the tag {tag!r} must mark exactly one markdown cell")
-            answers[name] = "".join(cell["source"])
+            answers[tag.removeprefix(TAG)] = "".join(cell["source"])
     return answers
 
 
@@ -73,43 +55,30 @@ def check_answers(in_notebook, placed) -> None:
 
 
 def to_typst(markdown: str) -> str:
-    """One answer's markdown as Typst markup. Jupyter renders GitHub's flavour (a list may follow a line directly,
-    "(f)" opening a line is no list item) with $...$ math; pandoc's typst writer leaves the quotes to Typst."""
+    """One answer's markdown as Typst markup, without its "**Answer (x).**" label."""
     markup = pypandoc.convert_text(LABEL.sub("", markdown), "typst", format=READER)
     return CODE_OR_MATH.sub(lambda m: m[0] if m[1] else OPERATOR_SPACE.sub(r"\1", m[0]), markup)
 
 
-def build(profile: str | None = None, output: Path = REPORT / "report.pdf", root: Path = ROOT) -> Path:
-    """Compile the report of `root`'s run `profile` (default main_profile(root)); `output` is replaced only when
-    compilation succeeds. `root` holds assignment3.ipynb, results/ and figures/; Typst reads nothing else."""
+def build(output: Path = REPORT / "report.pdf", root: Path = ROOT) -> Path:
+    """Compile the report of root's results/run.json (root holds assignment3.ipynb, results/ and figures/)."""
     root = Path(root).resolve()
-    profile = profile or main_profile(root)
-    if not (root / "results" / f"{profile}.json").exists():
-        raise FileNotFoundError(f"{root / 'results' / f'{profile}.json'} does not exist: run the notebook with "
-                                f"PROFILE={profile!r} first (see README)")
+    if not (results := root / "results" / "run.json").exists():
+        raise FileNotFoundError(f"{results} does not exist: run the notebook first")
     source = (REPORT / "report.typ").read_text(encoding="utf-8")
     answers = answer_cells(root / "assignment3.ipynb")
     check_answers(answers, placed_answers(source))
-    unfilled = placeholders()
-    if unfilled:
-        warnings.warn("\n" + "!" * 100 + "\nreport/authors.toml still holds placeholders; the cover page will show "
-                      "them:\n  " + "\n  ".join(unfilled) + "\nFill in your names and matriculation numbers, "
-                      "then build again before handing in.\n" + "!" * 100, UserWarning, stacklevel=2)
-    appendix = "cpu" if profile == "gpu" and (root / "results" / "cpu.json").exists() else ""
-    reruns = sorted(p.stem for p in (root / "results" / "reruns").glob(f"{profile}_*.json"))  # re-executions
-    inputs = {"profile": profile, "appendix": appendix, "reruns": ",".join(reruns),
-              "authors": (REPORT / "authors.toml").read_text(encoding="utf-8"),
+    if unfilled := placeholders():
+        warnings.warn(f"\n{'!' * 100}\nreport/authors.toml still holds placeholders; the cover page will show them:\n  "
+                      + "\n  ".join(unfilled) + "\nFill in your names and matriculation numbers, then build again "
+                      f"before handing in.\n{'!' * 100}", UserWarning, stacklevel=2)
+    inputs = {"authors": (REPORT / "authors.toml").read_text(encoding="utf-8"),
               **{TAG + name: to_typst(markdown) for name, markdown in answers.items()}}
     # The source goes in as bytes, so that Typst's root can be any folder: its paths (/results, /figures) are root's.
     pdf = typst.compile(source.encode("utf-8"), root=str(root), sys_inputs=inputs)
-    Path(output).write_bytes(pdf)
+    Path(output).write_bytes(pdf)  # only once compilation succeeded
     return Path(output)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", choices=["cpu", "gpu", "smoke"], help="which results/<profile>.json to report")
-    parser.add_argument("--output", type=Path, default=REPORT / "report.pdf")
-    parser.add_argument("--root", type=Path, default=ROOT, help="the folder of the notebook, results/ and figures/")
-    args = parser.parse_args()
-    print(f"wrote {build(args.profile, args.output, args.root)}")
+    print(f"wrote {build()}")

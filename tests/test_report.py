@@ -37,25 +37,17 @@ def quiet_build(*args, **kwargs):
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """The report of the repository's main run, built once: (profile, PDF path, page texts, results)."""
-    profile = report_build.main_profile()
+    """The report of the repository's run, built once: (PDF path, page texts, results)."""
     pdf = quiet_build(output=tmp_path_factory.mktemp("report") / "report.pdf")
-    results = json.loads((ROOT / "results" / f"{profile}.json").read_text(encoding="utf-8"))
-    return profile, pdf, pdf_pages(pdf), results
+    return pdf, pdf_pages(pdf), json.loads((ROOT / "results" / "run.json").read_text(encoding="utf-8"))
 
 
-def scratch_root(tmp_path, profiles: dict[str, str], notebook: dict = NOTEBOOK):
-    """A folder like the one a tool builds in: the notebook, and for each {profile: as profile} the repository's
-    results and figures of `as`, renamed to `profile` (the results' "profile" field too)."""
+def scratch_root(tmp_path, notebook: dict = NOTEBOOK):
+    """A folder to build in: the notebook, and the repository's results/run.json and figures."""
     (tmp_path / "results").mkdir()
-    (tmp_path / "figures").mkdir()
     (tmp_path / "assignment3.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
-    for profile, source in profiles.items():
-        results = json.loads((ROOT / "results" / f"{source}.json").read_text(encoding="utf-8"))
-        results["profile"] = profile
-        (tmp_path / "results" / f"{profile}.json").write_text(json.dumps(results), encoding="utf-8")
-        for figure in (ROOT / "figures").glob(f"*_{source}.pdf"):
-            shutil.copy(figure, tmp_path / "figures" / figure.name.replace(f"_{source}.", f"_{profile}."))
+    shutil.copy(ROOT / "results" / "run.json", tmp_path / "results" / "run.json")
+    shutil.copytree(ROOT / "figures", tmp_path / "figures")
     return tmp_path
 
 
@@ -105,13 +97,13 @@ def missing_fragments(pdf_text: str, markdown: str) -> list[str]:
 
 @pytest.mark.parametrize("tag", list(ANSWERS))
 def test_every_answer_of_the_notebook_is_in_the_pdf_word_for_word(built, tag):
-    _, _, pages, _ = built
+    _, pages, _ = built
     assert answer_fragments(ANSWERS[tag]), "an empty answer cell"
     assert missing_fragments("\n".join(pages[1:]), ANSWERS[tag]) == []
 
 
 def test_the_answer_check_finds_an_altered_or_added_sentence(built):
-    _, _, pages, _ = built
+    _, pages, _ = built
     text = "\n".join(pages[1:])
     for tag, markdown in ANSWERS.items():
         word = re.search(r"[A-Za-z]{3,}", answer_fragments(markdown)[0])[0]  # the first word of its text
@@ -175,7 +167,7 @@ def synthetic_notebook(ids) -> dict:
 
 def test_the_build_fails_when_the_notebook_has_an_answer_the_report_does_not_place(tmp_path):
     ids = [*report_build.placed_answers(SOURCE), "new-question"]
-    root = scratch_root(tmp_path, {"cpu": "cpu"}, synthetic_notebook(ids))
+    root = scratch_root(tmp_path, synthetic_notebook(ids))
     with pytest.raises(ValueError, match="does not place: answer-new-question$"):
         quiet_build(output=tmp_path / "report.pdf", root=root)
     assert not (tmp_path / "report.pdf").exists()
@@ -183,7 +175,7 @@ def test_the_build_fails_when_the_notebook_has_an_answer_the_report_does_not_pla
 
 def test_the_build_fails_when_the_report_places_an_answer_the_notebook_lacks(tmp_path):
     ids = [i for i in report_build.placed_answers(SOURCE) if i != "c"]
-    root = scratch_root(tmp_path, {"cpu": "cpu"}, synthetic_notebook(ids))
+    root = scratch_root(tmp_path, synthetic_notebook(ids))
     with pytest.raises(ValueError, match="has no cell for: answer-c$"):
         quiet_build(output=tmp_path / "report.pdf", root=root)
 
@@ -201,7 +193,7 @@ def test_an_answer_placed_twice_or_tagged_on_a_code_cell_is_an_error(tmp_path):
 # ---------------------------------------------------------------- the PDF
 
 def test_page_one_is_the_cover_letter_and_holds_nothing_of_the_build(built):
-    _, _, pages, results = built
+    _, pages, results = built
     cover = pages[0]
     for text in ["Deep Learning KU", "DAT.C302UF", "WS24", "Assignment 3", "Autoregressive Language Modeling",
                  "Matriculation"]:
@@ -212,20 +204,20 @@ def test_page_one_is_the_cover_letter_and_holds_nothing_of_the_build(built):
 
 
 def test_every_task_has_its_section(built):
-    _, _, pages, _ = built
+    _, pages, _ = built
     body = "\n".join(pages[1:])
     for task in "abcdefgh":
         assert re.search(rf"\({task}\) [A-Z]", body), f"no section ({task})"
 
 
 def test_report_is_concise(built):
-    _, _, pages, _ = built
+    _, pages, _ = built
     assert len(pages) - 1 <= 12
 
 
 def test_every_text_in_the_pdf_is_at_least_7_points_figures_included(built):
     """pymupdf reads the text inside the embedded PDF figures too, at the size it is printed."""
-    _, pdf, _, _ = built
+    pdf, _, _ = built
     with pymupdf.open(pdf) as doc:
         small = {(number + 1, round(span["size"], 1), span["text"].strip()[:30])
                  for number, page in enumerate(doc) for block in page.get_text("dict")["blocks"]
@@ -235,7 +227,7 @@ def test_every_text_in_the_pdf_is_at_least_7_points_figures_included(built):
 
 
 def test_numbers_in_the_pdf_are_the_results(built):
-    _, _, pages, results = built
+    _, pages, results = built
     text = squash("\n".join(pages))
     for run in ("baseline", "large"):
         r = results[run]
@@ -249,7 +241,7 @@ def test_numbers_in_the_pdf_are_the_results(built):
 
 
 def test_all_six_temperatures_appear_with_their_samples(built):
-    _, _, pages, results = built
+    _, pages, results = built
     text = squash("\n".join(pages))
     assert list(results["samples"]) == ["1.5", "1.0", "0.8", "0.5", "0.1", "0.0001"]
     for tau, sample in results["samples"].items():
@@ -269,14 +261,13 @@ def figure_captions(source: str) -> dict[str, str]:
     return out
 
 
-def test_every_figure_the_report_uses_exists_and_has_a_caption(built):
-    profile, _, _, _ = built
+def test_every_figure_the_report_uses_exists_and_has_a_caption():
     names = re.findall(r'fig\("(\w+)"\)', SOURCE)
     assert set(names) == {"char_freq", "baseline_loss", "optimizers", "attention", "temperature", "architectures",
                           "large_loss", "overlay"}
     assert set(figure_captions(SOURCE)) == set(names)
     for name in names:
-        assert (ROOT / "figures" / f"{name}_{profile}.pdf").exists()
+        assert (ROOT / "figures" / f"{name}.pdf").exists()
     body = "\n".join(line for line in SOURCE.splitlines() if not line.startswith(("#show", "#let sweep-table")))
     figures = len(re.findall(r"(?<!set )\bfigure\(|#sweep-table\(", body))  # the tables are figures too
     assert figures >= len(names) + 3 and body.count("caption:") == figures
@@ -294,14 +285,14 @@ def test_no_figure_or_table_is_split_across_pages():
 
 
 def test_the_committed_pdf_is_the_build_of_the_committed_sources(built):
-    _, _, pages, _ = built
+    _, pages, _ = built
     committed = pdf_pages(ROOT / "report" / "report.pdf")
     assert "Assignment 3" in committed[0] and "DAT.C302UF" in committed[0]
     assert [squash(p) for p in committed[1:]] == [squash(p) for p in pages[1:]], "run python report/build.py"
 
 
 def test_building_twice_gives_the_same_bytes(built, tmp_path):
-    _, pdf, _, _ = built
+    pdf, _, _ = built
     assert quiet_build(output=tmp_path / "again.pdf").read_bytes() == pdf.read_bytes()
 
 
@@ -313,12 +304,13 @@ def test_placeholder_authors_warn_but_do_not_fail(tmp_path):
     assert report_build.placeholders(authors) == []
     if report_build.placeholders():  # the committed file: building still succeeds, with a loud warning
         with pytest.warns(UserWarning, match="authors.toml still holds placeholders"):
-            assert report_build.build(None, tmp_path / "report.pdf").exists()
+            assert report_build.build(tmp_path / "report.pdf").exists()
 
 
 def test_missing_results_are_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="run the notebook"):
-        report_build.build("smoke", tmp_path / "report.pdf", root=tmp_path)
+    path = re.escape(str(tmp_path / "results" / "run.json"))
+    with pytest.raises(FileNotFoundError, match=f"{path} does not exist: run the notebook first"):
+        report_build.build(tmp_path / "report.pdf", root=tmp_path)
     assert not (tmp_path / "report.pdf").exists()
 
 
@@ -327,41 +319,3 @@ def test_no_expression_swallows_the_punctuation_after_it():
     expression = r"#(?:[A-Za-z_][\w.]*)?(?:\([^()]*(?:\([^()]*\)[^()]*)*\))?;"
     assert not [line for line in SOURCE.splitlines() if re.search(expression, line)]
 
-
-# ---------------------------------------------------------------- other roots, profiles and the appendix
-
-def test_the_main_run_is_the_gpu_run_once_there_is_one(tmp_path):
-    assert report_build.main_profile(scratch_root(tmp_path, {"cpu": "cpu"})) == "cpu"
-    shutil.copy(tmp_path / "results" / "cpu.json", tmp_path / "results" / "gpu.json")
-    assert report_build.main_profile(tmp_path) == "gpu"
-
-
-def test_a_scratch_folder_builds_its_own_smoke_run(tmp_path):
-    root = scratch_root(tmp_path, {"smoke": "cpu"})
-    results = json.loads((root / "results" / "smoke.json").read_text(encoding="utf-8"))
-    results["machine"]["name"] = "Scratch machine of the smoke run"
-    (root / "results" / "smoke.json").write_text(json.dumps(results), encoding="utf-8")
-    text = "\n".join(pdf_pages(quiet_build("smoke", tmp_path / "report.pdf", root=root)))
-    assert "Scratch machine of the smoke run" in text and "Appendix" not in text
-
-
-def test_a_gpu_main_run_gets_the_cpu_runs_table_as_an_appendix_and_others_do_not(built, tmp_path):
-    root = scratch_root(tmp_path, {"gpu": "cpu", "cpu": "cpu"})
-    gpu = json.loads((root / "results" / "gpu.json").read_text(encoding="utf-8"))
-    gpu["machine"]["name"] = "A fake GPU"
-    (root / "results" / "gpu.json").write_text(json.dumps(gpu), encoding="utf-8")
-    pages = pdf_pages(quiet_build(output=tmp_path / "report.pdf", root=root))
-    (start,) = [i for i, page in enumerate(pages) if "Appendix" in page]
-    main, appendix = squash("\n".join(pages[:start])), squash("\n".join(pages[start:]))
-    cpu = json.loads((ROOT / "results" / "cpu.json").read_text(encoding="utf-8"))
-    assert squash("A fake GPU") in main and squash(cpu["machine"]["name"]) not in main
-    assert squash(cpu["machine"]["name"]) in appendix
-    for run in [cpu["baseline"], cpu["muon"], cpu["large"], *cpu["architecture_sweep"].values(),
-                *cpu["lr_sweep"].values()]:
-        assert squash(f"{run['best_val_loss']:.4f}") in appendix and f"{run['n_params']:,}" in appendix
-        assert f"{run['train_time_s']:.1f}" in appendix
-
-    (root / "results" / "cpu.json").unlink()  # a gpu run alone
-    assert not any("Appendix" in page for page in pdf_pages(quiet_build(output=tmp_path / "r.pdf", root=root)))
-    _, _, pages, _ = built  # the repository's cpu run
-    assert not any("Appendix" in page for page in pages)
