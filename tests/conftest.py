@@ -8,7 +8,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tools"))  # notebook_cells, the hand-in builder
+sys.path.insert(0, str(ROOT / "tools"))  # notebook_cells, the record tool
 sys.path.insert(0, str(ROOT / "bench"))  # the fused-attention reference
 
 from nbcode import notebook_cells  # noqa: E402

@@ -117,7 +117,7 @@ def test_gpt_config_is_the_given_dataclass_with_no_method_of_ours(nb):
 
 
 def test_a_sequence_longer_than_block_size_names_both_lengths(nb, tiny_config):
-    with pytest.raises(AssertionError, match="length 17: block_size is 16"):
+    with pytest.raises(AssertionError, match="length 17, block size is only 16"):
         nb.GPT(tiny_config)(torch.zeros(1, 17, dtype=torch.long))
 
 

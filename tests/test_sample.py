@@ -82,7 +82,7 @@ def test_zero_new_tokens_returns_the_prompt(model):
 
 @pytest.mark.parametrize("temperature", [0.0, -1.0, math.inf, math.nan])
 def test_a_bad_temperature_is_a_clear_error(model, temperature):
-    with pytest.raises(ValueError, match=rf"temperature must be a positive finite number, got {temperature}"):
+    with pytest.raises(ValueError, match=rf"temperature must be positive and finite, got {temperature}"):
         model.sample(torch.zeros(2, 1, dtype=torch.long), 3, temperature=temperature)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "report"))
@@ -52,15 +53,21 @@ def without_helpers(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def execute(nb: nbformat.NotebookNode, workdir: Path) -> None:
-    """Run `nb` in place, in `workdir`, printing each cell as it completes; stop at the first error."""
-    start = time.perf_counter()
+    """Run `nb` in place, in `workdir`, printing each code cell as it completes. A cell that raises stops the run;
+    the notebook as far as it ran is kept in `workdir`, and nothing else is written."""
+    start, code = time.perf_counter(), [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
 
     def done(cell, cell_index, **_):
-        print(f"cell {cell_index + 1} of {len(nb.cells)} done ({time.perf_counter() - start:.0f} s)", flush=True)
+        print(f"code cell {code.index(cell_index) + 1} of {len(code)} done ({time.perf_counter() - start:.0f} s)",
+              flush=True)
 
     client = NotebookClient(nb, timeout=None, kernel_name="python3", on_cell_executed=done,
                             resources={"metadata": {"path": str(workdir)}})
-    client.execute()  # a cell that raises stops the run with its traceback; nothing is written
+    try:
+        client.execute()
+    except CellExecutionError:
+        nbformat.write(nb, workdir / "executed_until_the_error.ipynb")
+        raise
 
 
 def record(dest: Path, workdir: Path, smoke: bool = False) -> None:
