@@ -261,24 +261,25 @@ def plot_char_frequencies(counts: list[tuple[str, int]]):
     return fig
 
 
-LOSS_TICKS = (1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.2, 2.4, 2.6, 2.8, 3.0, 3.2, 3.5, 4.0, 4.5)  # + every 0.1 near the lowest
-
 def plot_curves(curves: dict, xlabel: str, title: str, best: tuple | None = None, figsize=(FIGURE_WIDTH, 3.6)):
-    """Loss curves {label: (x, y)} on a log axis labelled every 0.1 nats near the lowest loss; `best`: (x, y)."""
+    """Loss curves {label: (x, y)} on a linear axis; `best`: the (x, y) point to mark."""
     fig, ax = plt.subplots(figsize=figsize, layout="constrained")
     for label, (x, y) in curves.items():
         ax.plot(x, y, marker="o", markersize=2.5, label=label)
     if best is not None:
-        ax.scatter(*best, color="black", zorder=3, label=f"lowest validation loss {best[1]:.4f} (fixed subset)")
-    lowest = min(min(y) for _, y in curves.values())
-    low, high = 0.97 * lowest, 1.03 * max(max(y) for _, y in curves.values())
-    fine = [round(0.1 * k, 1) for k in range(math.ceil(10 * low), math.floor(10 * lowest) + 6)]  # every 0.1 nats
-    ticks = sorted({t for t in (*LOSS_TICKS, *fine) if low <= t <= high})
-    ax.set(yscale="log", ylim=(low, high), xlabel=xlabel, ylabel="cross-entropy (nats per character,\nlog scale)",
-           title=title)
-    ax.set_yticks(ticks, [f"{t:.1f}" for t in ticks], minor=False), ax.minorticks_off(), ax.grid(True, alpha=0.3)
+        ax.scatter(*best, color="black", zorder=3, label=f"lowest validation loss {best[1]:.3f} (fixed subset)")
+    ax.set(xlabel=xlabel, ylabel="cross-entropy (nats per character)", title=title)
+    ax.grid(True, alpha=0.3)
     ax.legend()
     return fig
+
+
+def plot_run(run: dict, title: str):
+    """A run's training and validation loss on its fixed subsets, its lowest validation loss marked."""
+    h = run["history"]
+    return plot_curves({"train (fixed subset)": (h["iter"], h["train_loss"]),
+                        "validation (fixed subset)": (h["iter"], h["val_loss"])}, "training iteration", title,
+                       best=(run["best_iter"], min(h["val_loss"])))
 
 
 def plot_attention(weights: torch.Tensor, text: str, title: str):
@@ -294,10 +295,8 @@ def plot_attention(weights: torch.Tensor, text: str, title: str):
         ax.set_title(f"head {h}")
         ax.set_xticks(range(T), labels, family="monospace")
         ax.set_yticks(range(T), labels, family="monospace")
-    for ax in axes[-1]:
-        ax.set_xlabel("key: the character attended to")
-    for ax in axes[:, 0]:
-        ax.set_ylabel("query: predicts what follows it")
+    fig.supxlabel("key: the character attended to", fontsize=9)
+    fig.supylabel("query: the character whose next one is predicted", fontsize=9)
     fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
     fig.suptitle(title)
     return fig
