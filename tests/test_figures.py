@@ -1,4 +1,4 @@
-"""The report's figures: made at their printed size with legible text, log axes named as such, and saved to the same
+"""The report's figures: made at their printed size with legible text, loss axes linear, and saved to the same
 bytes every time. Each figure is built from small synthetic inputs shaped like the notebook's."""
 
 import time
@@ -19,7 +19,7 @@ MAX_WIDTH_POINTS = 6.5 * 72  # the report's text width, 16.6 cm
 
 ORDER = " etoahsrni\nldumy,wfcgIbp:.AvkT'EONRSLC;WUHMB?G!D-FYPKVjqxzJQZX3&$"  # the corpus's 65, most frequent first
 TEMPERATURES = [1.5, 1.0, 0.8, 0.5, 0.1, 0.0001]
-SNIPPET = "GREMIO:\nGood morrow, nei"  # 24 characters, as in the notebook
+SNIPPET = "GREMIO:\nGood mor"  # 16 characters, as in the notebook
 
 
 def char_frequencies():
@@ -37,9 +37,9 @@ def loss_curves():
 
 def architecture_curves():
     names = ["baseline", "6 blocks", "width 192", "8 heads", "block 128", "width 192, 6 heads, block 128"]
-    chars = [20_480 * k for k in range(1, 9)]
-    curves = {name: (chars, [2.4 + 0.05 * j + 1.0 / k for k in range(1, 9)]) for j, name in enumerate(names)}
-    return H.plot_curves(curves, "training characters", "Architectures at the same short budget: validation loss")
+    chars = [0.1 * k for k in range(1, 11)]  # millions, as the notebook passes them
+    curves = {name: (chars, [1.9 + 0.05 * j + 1.0 / k for k in range(1, 11)]) for j, name in enumerate(names)}
+    return H.plot_curves(curves, "million characters seen in training", "Architectures")
 
 
 def attention():
@@ -106,7 +106,7 @@ def test_making_the_same_figure_twice_gives_byte_identical_pdf_and_png_files(tmp
             assert first.read_bytes() == second.read_bytes(), f"{name}.{suffix}"
 
 
-def test_every_log_scaled_axis_says_log_scale_in_its_label():
+def test_loss_axes_are_linear_and_the_one_log_axis_says_so_in_its_label():
     log_axes = []
     for name, make in FIGURES.items():
         fig = make()
@@ -114,8 +114,17 @@ def test_every_log_scaled_axis_says_log_scale_in_its_label():
             log_axes += [(name, label) for scale, label in ((ax.get_xscale(), ax.get_xlabel()),
                                                             (ax.get_yscale(), ax.get_ylabel())) if scale == "log"]
         plt.close(fig)
-    assert log_axes, "the character frequencies and the loss curves have log axes"
-    assert [(name, label) for name, label in log_axes if "log scale" not in label] == []
+    assert log_axes == [("char_freq", "share of the corpus (%, log scale)")]
+
+
+def test_no_axis_prints_a_scale_offset_such_as_1e6():
+    for name, make in FIGURES.items():
+        fig = make()
+        fig.draw_without_rendering()
+        assert [ax.xaxis.get_offset_text().get_text() for ax in fig.axes if ax.xaxis.get_offset_text().get_text()
+                ] + [ax.yaxis.get_offset_text().get_text() for ax in fig.axes
+                     if ax.yaxis.get_offset_text().get_text()] == [], name
+        plt.close(fig)
 
 
 def test_the_axis_labels_the_helpers_write_count_characters_not_tokens():

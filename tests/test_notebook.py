@@ -136,7 +136,8 @@ def test_the_results_hold_every_result_the_report_reads(smoke):
     assert set(results["no_mask"]) == {"with the mask", "without the mask"}
     assert all(set(r) == {"train_loss", "val_loss", "sample"} for r in results["no_mask"].values())
     assert set(results["comparison"]) >= {"equal_tokens", "equal_time", "gain"}
-    assert set(results["comparison_samples"]) == {"temperature", "baseline", "larger model"}
+    assert set(results["comparison_samples"]) == {"temperature", "baseline", "larger model", "known_word_share"}
+    assert set(results["optimizer_comparison"]) == {"seconds", "AdamW", "Muon", "chosen"}
     n_head = results["baseline"]["config"]["n_head"]
     assert len(results["attention"]["itself"]) == len(results["attention"]["previous"]) == n_head
 
@@ -148,12 +149,12 @@ def test_the_last_table_lists_every_training_run_with_the_numbers_of_the_results
     (table,) = [source({"source": o["data"]["text/markdown"]}) for o in last["outputs"]
                 if "text/markdown" in o.get("data", {})]
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()[2:]]
-    large = re.search(r'^LARGE = "(.*?)"', source(tagged(smoke.handin, "config")), re.M)[1]
-    runs = [("baseline", results["baseline"]), ("baseline with Muon", results["muon"]),
-            *((f"architecture: {name}", run) for name, run in results["architecture_sweep"].items()),
-            *((f"{large}, lr {lr}", run) for lr, run in results["lr_sweep"].items()),
-            *((f"{large}, batch {b}", run) for b, run in results["batch_sweep"].items()),
-            ("larger model", results["large"])]
+    architectures = results["architecture_sweep"]
+    runs = [("baseline", results["baseline"]), *((f"architecture: {name}", run) for name, run in architectures.items()),
+            *((f"lr {lr}", run) for lr, run in results["lr_sweep"].items() if run not in architectures.values()),
+            *((f"batch {b}", run) for b, run in results["batch_sweep"].items()
+              if run not in results["lr_sweep"].values()),  # each run once: a sweep reuses one run before it
+            ("Muon", results["muon"]), ("larger model", results["large"])]
     assert rows == [[name, f"{run['history']['iter'][-1]:,}", f"{run['history']['tokens'][-1]:,}",
                      f"{run['best_val_loss']:.4f}"] for name, run in runs]
 
