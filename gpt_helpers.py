@@ -283,21 +283,22 @@ def plot_run(run: dict, title: str):
 
 
 def plot_attention(weights: torch.Tensor, text: str, title: str):
-    """One panel per head of attention weights (n_head, T, T) on `text`, queries down, keys across, one colour bar.
-    At most 6.5 inches wide with 8-point labels, so that it prints at its own size on a report page."""
+    """One panel per head of attention weights (n_head, T, T) on `text`, queries down, keys across, one colour bar
+    from 0 to 0.5 (the first queries see one or two characters: weights near 1 would pale the rest). At most 6.5
+    inches wide with 8-point labels, so that it prints at its own size on a report page."""
     n_head, T = weights.shape[0], weights.shape[-1]
     cols = 2 if n_head % 2 == 0 else 1
     labels = [CHAR_LABELS.get(c, c) for c in text]
     fig, axes = plt.subplots(n_head // cols, cols, figsize=(FIGURE_WIDTH, 3.1 * n_head // cols), squeeze=False,
                              sharex=True, sharey=True, layout="constrained")
     for h, ax in enumerate(axes.flat):
-        image = ax.imshow(weights[h].float().cpu().tolist(), cmap="Blues", vmin=0, vmax=1)
+        image = ax.imshow(weights[h].float().cpu().tolist(), cmap="Blues", vmin=0, vmax=0.5)
         ax.set_title(f"head {h}")
         ax.set_xticks(range(T), labels, family="monospace")
         ax.set_yticks(range(T), labels, family="monospace")
     fig.supxlabel("key: the character attended to", fontsize=9)
     fig.supylabel("query: the character whose next one is predicted", fontsize=9)
-    fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
+    fig.colorbar(image, ax=axes, shrink=0.6, extend="max", label="attention weight (0.5 and above: darkest)")
     fig.suptitle(title)
     return fig
 

@@ -109,7 +109,7 @@ def main(argv=None):
     name, cfg = machine(), notebook_cells("config", name="bench_config", SMOKE=args.quick)
     large = {**cfg.BASELINE, **cfg.ARCHITECTURES[cfg.LARGE]}
     configs = {"baseline": (cfg.BASELINE, cfg.BASELINE_TRAIN["batch_size"]),
-               "larger model": (large, cfg.SWEEP_CHARS_PER_ITER // large["block_size"])}
+               "larger model": (large, cfg.SWEEP_TRAIN["batch_size"])}
     steps = 3 if args.quick else 20
     rows = []
     for label, (sizes, batch_size) in configs.items():

@@ -22,7 +22,7 @@ def test_the_quick_benchmark_runs_and_records_sane_numbers(tmp_path):
         f"baseline: {base['n_block']} blocks, width {base['n_embd']}, block {base['block_size']}, "
         f"batch {smoke.BASELINE_TRAIN['batch_size']}",
         f"larger model: {large['n_block']} blocks, width {large['n_embd']}, block {large['block_size']}, "
-        f"batch {smoke.SWEEP_CHARS_PER_ITER // large['block_size']}"}
+        f"batch {smoke.SWEEP_TRAIN['batch_size']}"}
     assert {r["variant"] for r in train} == {"ours, AdamW", "fused attention, AdamW", "ours, Muon"}
     assert len(train) == 6 and all(r["ms"] > 0 and math.isfinite(r["tokens_per_s"]) for r in train)
     assert len([r for r in result["rows"] if r["what"] == "optimizer step"]) == 4

@@ -25,7 +25,7 @@ def models(cfg) -> dict:
     runs = {"baseline": (cfg.BASELINE, cfg.BASELINE_TRAIN["batch_size"]),
             "no mask": (cfg.NO_MASK, cfg.NO_MASK_TRAIN["batch_size"])}
     for name, sizes in sweep.items():
-        runs[name] = (sizes, cfg.SWEEP_CHARS_PER_ITER // sizes["block_size"])
+        runs[name] = (sizes, cfg.ARCH_TRAIN["batch_size"])
     runs.update({f"larger model, batch {b}": (large_sizes(cfg), b) for b in cfg.BATCH_SWEEP})
     runs["larger model"] = (large_sizes(cfg), cfg.LARGE_TRAIN["batch_size"])
     return runs
@@ -34,9 +34,8 @@ def models(cfg) -> dict:
 def train_settings(cfg) -> dict:
     """{name: TrainConfig arguments} of every run, at the default batch size of the sweeps."""
     runs = models(cfg)
-    sweep = {name: {**cfg.SWEEP_TRAIN, "batch_size": batch} for name, (_, batch) in runs.items()
-             if name.startswith("architecture")}
-    large_batch = cfg.SWEEP_CHARS_PER_ITER // large_sizes(cfg)["block_size"]
+    sweep = {name: cfg.ARCH_TRAIN for name in runs if name.startswith("architecture")}
+    large_batch = cfg.SWEEP_TRAIN["batch_size"]
     return {"baseline": cfg.BASELINE_TRAIN, "no mask": cfg.NO_MASK_TRAIN, **sweep,
             **{f"larger model, lr {lr:g}": {**cfg.SWEEP_TRAIN, "learning_rate": lr, "batch_size": large_batch}
                for lr in cfg.LR_SWEEP},
@@ -118,14 +117,13 @@ def test_the_learning_rate_and_batch_sweeps_have_three_values_each(which):
     assert len(set(cfg.LR_SWEEP)) == len(cfg.LR_SWEEP) == 3 and len(set(cfg.BATCH_SWEEP)) == len(cfg.BATCH_SWEEP) == 3
 
 
-def test_the_sweeps_hold_the_short_budgets_rate_and_batch_whose_run_the_notebook_reuses():
-    assert REAL.SWEEP_TRAIN["learning_rate"] in REAL.LR_SWEEP
-    assert REAL.SWEEP_CHARS_PER_ITER // large_sizes(REAL)["block_size"] in REAL.BATCH_SWEEP
+def test_the_batch_sweep_holds_the_sweeps_batch_whose_run_the_notebook_reuses():
+    assert REAL.SWEEP_TRAIN["batch_size"] in REAL.BATCH_SWEEP
     assert REAL.LARGE_TRAIN["batch_size"] in REAL.BATCH_SWEEP  # the optimiser comparison's AdamW run is the long run's
 
 
 def test_every_sweep_run_is_at_least_500_iterations_long():
-    assert REAL.SWEEP_TRAIN["max_iters"] >= 500
+    assert REAL.SWEEP_TRAIN["max_iters"] >= 500 and REAL.ARCH_TRAIN["max_iters"] >= 500
 
 
 @pytest.mark.parametrize("which", CONFIGS)
@@ -139,7 +137,7 @@ def test_the_baseline_and_the_larger_model_have_at_least_15_evaluations():
 
 def test_smoke_shrinks_every_run():
     real, smoke = CONFIGS["real"], CONFIGS["smoke"]
-    for settings in ("BASELINE_TRAIN", "NO_MASK_TRAIN", "SWEEP_TRAIN", "LARGE_TRAIN"):
+    for settings in ("BASELINE_TRAIN", "NO_MASK_TRAIN", "ARCH_TRAIN", "SWEEP_TRAIN", "LARGE_TRAIN"):
         assert getattr(smoke, settings)["max_iters"] < getattr(real, settings)["max_iters"], settings
-    assert smoke.MUON_ITERS < real.MUON_ITERS and smoke.SWEEP_CHARS_PER_ITER < real.SWEEP_CHARS_PER_ITER
+    assert smoke.MUON_ITERS < real.MUON_ITERS
     assert smoke.BASELINE["n_embd"] * smoke.BASELINE["n_block"] < real.BASELINE["n_embd"] * real.BASELINE["n_block"]

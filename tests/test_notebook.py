@@ -151,7 +151,7 @@ def test_the_last_table_lists_every_training_run_with_the_numbers_of_the_results
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()[2:]]
     architectures = results["architecture_sweep"]
     runs = [("baseline", results["baseline"]), *((f"architecture: {name}", run) for name, run in architectures.items()),
-            *((f"lr {lr}", run) for lr, run in results["lr_sweep"].items() if run not in architectures.values()),
+            *((f"lr {lr}", run) for lr, run in results["lr_sweep"].items()),
             *((f"batch {b}", run) for b, run in results["batch_sweep"].items()
               if run not in results["lr_sweep"].values()),  # each run once: a sweep reuses one run before it
             ("Muon", results["muon"]), ("larger model", results["large"])]
