@@ -127,7 +127,7 @@ def test_the_results_hold_every_result_the_report_reads(smoke):
         assert run["n_params"] > 0 and run["best_val_loss"] > 0
         assert set(run) >= {"config", "train_config", "train_time_s", "ms_per_iter"}
     assert len(results["architecture_sweep"]) == 6 and len(results["lr_sweep"]) == 3
-    assert list(results["batch_sweep"]) == ["8", "16", "32"]
+    assert list(results["batch_sweep"]) == ["4", "8", "16"]
     assert list(results["samples"]) == TEMPERATURES
     assert all(s.startswith("ROMEO:") for s in results["samples"].values())
     metrics = results["temperature_metrics"]
