@@ -33,14 +33,11 @@ def models(cfg) -> dict:
 
 def train_settings(cfg) -> dict:
     """{name: TrainConfig arguments} of every run, at the default batch size of the sweeps."""
-    runs = models(cfg)
-    sweep = {name: cfg.ARCH_TRAIN for name in runs if name.startswith("architecture")}
-    large_batch = cfg.SWEEP_TRAIN["batch_size"]
+    sweep = {name: cfg.ARCH_TRAIN for name in models(cfg) if name.startswith("architecture")}
     return {"baseline": cfg.BASELINE_TRAIN, "no mask": cfg.NO_MASK_TRAIN, **sweep,
-            **{f"larger model, lr {lr:g}": {**cfg.SWEEP_TRAIN, "learning_rate": lr, "batch_size": large_batch}
-               for lr in cfg.LR_SWEEP},
+            **{f"larger model, lr {lr:g}": {**cfg.SWEEP_TRAIN, "learning_rate": lr} for lr in cfg.LR_SWEEP},
             **{f"larger model, batch {b}": {**cfg.SWEEP_TRAIN, "batch_size": b} for b in cfg.BATCH_SWEEP},
-            "Muon": {**cfg.SWEEP_TRAIN, "max_iters": cfg.MUON_ITERS, "batch_size": large_batch},
+            "Muon": {**cfg.SWEEP_TRAIN, "max_iters": cfg.MUON_ITERS},
             "larger model": {**cfg.LARGE_TRAIN, "learning_rate": cfg.LR_SWEEP[0]}}
 
 

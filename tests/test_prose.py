@@ -52,7 +52,8 @@ def quotes(r: dict, counts: Counter) -> dict[str, dict[str, tuple]]:
     tm, opt, cmp = r["temperature_metrics"], r["optimizer_comparison"], r["comparison"]
     bh = b["history"]
     gap_end = bh["val_loss"][-1] - bh["train_loss"][-1]
-    sweep, sb = r["architecture_sweep"], r["architecture_sweep"]["baseline"]["history"]
+    sweep = r["architecture_sweep"]
+    sb = sweep["baseline"]["history"]
     close = [arch[name] for name in ("6 blocks", LARGE, "baseline")]
     runs = 3 + len(r["no_mask"]) + len(arch) + len(lr) + len(batch) - 1  # the batch sweep reuses one run
     return {
